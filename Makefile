@@ -1,0 +1,34 @@
+# streamrec — the two commands: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+# Re-install when pyproject.toml changes. torch==2.13.0 is pinned (CPU build).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: setup
+	$(VENV)/bin/streamrec demo
+
+test: setup system-deps
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check streams models schemas tests
+	$(VENV)/bin/mypy streams models schemas
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

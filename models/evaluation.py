@@ -1,0 +1,235 @@
+"""Offline next-item evaluation with full ranking over the whole catalogue.
+
+For every test case (prefix, target) the recommender scores **all** items ``1..n_items``;
+the target's rank is computed exactly from those scores and turned into
+
+* ``hr@k`` (hit rate, = the literature's P@k / Recall@k): target ranked ``<= k``;
+* ``mrr@k``: ``1 / rank`` when ``rank <= k``, else 0;
+* ``ndcg@k``: ``1 / log2(rank + 1)`` when ``rank <= k``, else 0 (one relevant item);
+* ``coverage@K`` (K = the largest k): fraction of the catalogue appearing in at least one
+  top-K list.
+
+All are fractions in ``[0, 1]`` averaged over cases.
+
+**Ties are pessimistic**: ``rank = 1 + #{items j != target with score_j >= score_target}``,
+i.e. the target is placed after every item that scores the same. This never flatters a
+model whose scores are sparse (a neighbourhood model that gives the target and 40,000 other
+items a score of 0 does *not* get a hit); the "strictly greater" convention would count such
+a target as ranked first among the zeros. A NaN target score is a miss; column 0
+(padding/OOV) never counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+from models.errors import InvalidInputError
+from models.protocol import Session, SessionRecommender, top_k_from_scores
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K_VALUES = (10, 20)
+MISS = np.iinfo(np.int64).max
+"""Rank given to a target that is not in a top-k list (or whose score is NaN)."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Metrics of one evaluation run: ``result["hr@20"]``, ``result.cases``."""
+
+    metrics: Mapping[str, float]
+    cases: int
+    wall_s: float = 0.0
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+    def to_json_dict(self) -> dict[str, float | int]:
+        """``{"hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20",
+        "cases"}`` for the default ``k_values``."""
+        return {**self.metrics, "cases": self.cases}
+
+
+# --------------------------------------------------------------------------- pure metrics
+def ranks_from_scores(
+    scores: npt.NDArray[np.floating], targets: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """1-based pessimistic rank of each target among columns ``1..n`` of its score row.
+
+    >>> s = np.array([[9, 0.5, 0.2, 0.5], [0, 0.1, 0.3, 0.2]], dtype=np.float32)
+    >>> ranks_from_scores(s, np.array([1, 2])).tolist()  # row 0: tie with item 3
+    [2, 1]
+    """
+    rows = np.arange(len(targets))
+    target_scores = scores[rows, targets][:, None]  # (B, 1)
+    ranks = np.count_nonzero(scores[:, 1:] >= target_scores, axis=1).astype(np.int64)
+    ranks[ranks == 0] = MISS  # NaN target score: nothing compares >=, not even itself
+    return ranks
+
+
+def ranks_from_top_k(
+    top_k: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """1-based position of each target in its best-first list, :data:`MISS` if absent.
+
+    >>> ranks_from_top_k(np.array([[5, 3], [1, 2]]), np.array([3, 4])).tolist()[0]
+    2
+    """
+    hits = top_k == targets[:, None]  # (B, K)
+    found = hits.any(axis=1)
+    return np.where(found, hits.argmax(axis=1) + 1, MISS).astype(np.int64)
+
+
+def metrics_from_ranks(
+    ranks: npt.NDArray[np.int64], k_values: Sequence[int] = DEFAULT_K_VALUES
+) -> dict[str, float]:
+    """``hr@k``, ``mrr@k`` and ``ndcg@k`` for each k, averaged over the ranks.
+
+    >>> m = metrics_from_ranks(np.array([1, 3, MISS]), k_values=(2,))
+    >>> round(m["hr@2"], 4), round(m["mrr@2"], 4), round(m["ndcg@2"], 4)
+    (0.3333, 0.3333, 0.3333)
+    """
+    if len(ranks) == 0:
+        raise InvalidInputError("no evaluation cases")
+    ranks_f = ranks.astype(np.float64)
+    out: dict[str, float] = {}
+    for k in k_values:
+        hit = ranks <= k
+        out[f"hr@{k}"] = float(hit.mean())
+        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / ranks_f, 0.0).mean())
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks_f + 1.0), 0.0).mean())
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+def _check_inputs(
+    prefixes: Sequence[Session], targets: npt.ArrayLike, k_values: Sequence[int], batch: int
+) -> tuple[npt.NDArray[np.int64], tuple[int, ...]]:
+    targets_arr = np.asarray(targets, dtype=np.int64)
+    if targets_arr.ndim != 1 or len(targets_arr) != len(prefixes):
+        raise InvalidInputError(
+            f"{len(prefixes)} prefixes but targets of shape {targets_arr.shape}"
+        )
+    if len(targets_arr) == 0:
+        raise InvalidInputError("no evaluation cases")
+    ks = tuple(sorted(set(int(k) for k in k_values)))
+    if not ks or ks[0] < 1 or batch < 1:
+        raise InvalidInputError(f"k_values must be positive (got {k_values}), batch_size >= 1")
+    return targets_arr, ks
+
+
+def _finish(
+    ranks: list[npt.NDArray[np.int64]],
+    covered: npt.NDArray[np.bool_],
+    ks: tuple[int, ...],
+    started: float,
+) -> EvaluationResult:
+    all_ranks = np.concatenate(ranks)
+    metrics = metrics_from_ranks(all_ranks, ks)
+    metrics[f"coverage@{ks[-1]}"] = float(covered[1:].mean())
+    ordered = {key: metrics[key] for key in _metric_keys(ks)}
+    return EvaluationResult(
+        MappingProxyType(ordered), cases=len(all_ranks), wall_s=time.perf_counter() - started
+    )
+
+
+def _metric_keys(ks: Sequence[int]) -> list[str]:
+    keys = [f"{m}@{k}" for m in ("hr", "mrr", "ndcg") for k in ks]
+    return [*keys, f"coverage@{max(ks)}"]
+
+
+def evaluate(
+    recommender: SessionRecommender,
+    prefixes: Sequence[Session],
+    targets: npt.ArrayLike,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    batch_size: int = 256,
+) -> EvaluationResult:
+    """Full-ranking evaluation of a fitted recommender (see the module docstring).
+
+    ``batch_size`` rows are scored at a time; memory is about
+    ``batch_size * (n_items + 1) * 14`` bytes.
+    """
+    targets_arr, ks = _check_inputs(prefixes, targets, k_values, batch_size)
+    started = time.perf_counter()
+    ranks: list[npt.NDArray[np.int64]] = []
+    covered = np.zeros(0, dtype=bool)  # sized by the first batch's score width
+    for start in range(0, len(prefixes), batch_size):
+        batch = prefixes[start : start + batch_size]
+        batch_targets = targets_arr[start : start + batch_size]
+        scores = recommender.score(batch)
+        if start == 0 and scores.ndim == 2:
+            covered = np.zeros(scores.shape[1], dtype=bool)
+        if scores.shape != (len(batch), len(covered)):
+            raise InvalidInputError(
+                f"{recommender.name}.score returned shape {scores.shape} for {len(batch)} "
+                f"rows (expected ({len(batch)}, {len(covered)}))"
+            )
+        if batch_targets.min() < 1 or batch_targets.max() >= len(covered):
+            raise InvalidInputError(
+                f"targets must be item indices 1..{len(covered) - 1} of {recommender.name}"
+            )
+        ranks.append(ranks_from_scores(scores, batch_targets))
+        covered[top_k_from_scores(scores, ks[-1]).ravel()] = True
+        log.debug("evaluated %d/%d cases", start + len(batch), len(prefixes))
+    return _finish(ranks, covered, ks, started)
+
+
+def evaluate_top_k(
+    recommend: Callable[[Sequence[Session], int], npt.NDArray[np.int64]],
+    prefixes: Sequence[Session],
+    targets: npt.ArrayLike,
+    n_items: int,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    batch_size: int = 256,
+) -> EvaluationResult:
+    """Evaluation from best-first top-K lists only (K = the largest k), for scorers that do
+    not expose full score rows. ``@k`` metrics are exact for k <= K; ties are broken by the
+    scorer, not pessimistically. Entries outside ``1..n_items`` (e.g. unknown ids mapped to 0)
+    never hit.
+    """
+    targets_arr, ks = _check_inputs(prefixes, targets, k_values, batch_size)
+    started = time.perf_counter()
+    ranks: list[npt.NDArray[np.int64]] = []
+    covered = np.zeros(n_items + 1, dtype=bool)
+    for start in range(0, len(prefixes), batch_size):
+        batch = prefixes[start : start + batch_size]
+        top = np.asarray(recommend(batch, ks[-1]), dtype=np.int64)
+        if top.ndim != 2 or top.shape[0] != len(batch):
+            raise InvalidInputError(f"top-k lists of shape {top.shape} for {len(batch)} rows")
+        top = np.where((top >= 1) & (top <= n_items), top, 0)
+        ranks.append(ranks_from_top_k(top, targets_arr[start : start + batch_size]))
+        covered[top.ravel()] = True
+    covered[0] = False
+    return _finish(ranks, covered, ks, started)
+
+
+def render_table(results: Mapping[str, EvaluationResult]) -> str:
+    """A fixed-width table, one row per named result, metrics as fractions.
+
+    >>> r = EvaluationResult({"hr@20": 0.5, "mrr@20": 0.25}, cases=4)
+    >>> print(render_table({"pop": r}))
+    model   hr@20   mrr@20  cases
+    pop    0.5000   0.2500      4
+    """
+    keys: list[str] = []
+    for result in results.values():
+        keys.extend(k for k in result.metrics if k not in keys)
+    name_w = max([5, *(len(n) for n in results)])
+    widths = [max(6, len(k)) for k in keys]
+    header = "model".ljust(name_w) + "".join(f" {k:>{w}}" for k, w in zip(keys, widths))
+    lines = [header + "  cases"]
+    for name, result in results.items():
+        cells = "".join(
+            f" {result.metrics[k]:>{w}.4f}" if k in result.metrics else " " * (w + 1)
+            for k, w in zip(keys, widths)
+        )
+        lines.append(f"{name.ljust(name_w)}{cells} {result.cases:>6}")
+    return "\n".join(lines)

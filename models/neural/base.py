@@ -1,0 +1,196 @@
+"""What every neural session model shares: padded batches, the scoring head, the
+next-item training loss, and the adapter that makes a model a ``SessionRecommender``.
+
+Batch convention (also the ONNX input convention, see ``models.export``):
+``item_ids`` is ``(B, L)`` int64, each row one history oldest first, **right**-padded with 0;
+``lengths`` is ``(B,)`` int64, the number of real items per row, at least 1. A model's
+training path (:meth:`SessionModel.hidden_states`) is causal: position ``t`` sees items
+``0..t`` only, so one pass over a session trains on every prefix of it. The inference path
+(:meth:`SessionModel.forward`, the one exported) scores only the last real position of
+each row against the whole catalogue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.errors import NotFittedError
+from models.protocol import Session, top_k_from_scores
+
+logger = logging.getLogger(__name__)
+
+PAD_SCORE = -1.0e9
+"""Score the exported graph gives column 0 (padding/OOV): below every real score."""
+
+
+def pad_batch(
+    prefixes: Sequence[Session], max_seq_len: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Right-padded ``(item_ids (B, L), lengths (B,))`` keeping each row's last items.
+
+    An empty row becomes ``[0]`` with length 1 (the OOV item): the model then answers
+    with its context-free guess instead of failing.
+    """
+    rows = [list(p)[-max_seq_len:] if len(p) else [0] for p in prefixes]
+    width = max((len(r) for r in rows), default=1)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    lengths = np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        lengths[i] = len(row)
+    return ids, lengths
+
+
+def causal_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """``(B, T, T)`` bool, True where query position ``s`` may attend key ``t``."""
+    pos = torch.arange(width, device=lengths.device)
+    valid = pos.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+    causal = pos.unsqueeze(1) >= pos.unsqueeze(0)  # (T, T)
+    return causal.unsqueeze(0) & valid.unsqueeze(1)  # (B, T, T)
+
+
+class SessionModel(nn.Module):
+    """Base of every neural model: subclasses define ``hidden_states`` and may override
+    ``session_vector`` with a cheaper last-position-only inference path."""
+
+    architecture: str = "base"
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        pad = torch.zeros(config.n_items + 1)
+        pad[0] = PAD_SCORE
+        self.register_buffer("pad_scores", pad, persistent=False)
+
+    # ------------------------------------------------------------------ training path
+    def hidden_states(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Causal session vectors at every position: ``(B, T, d)``."""
+        raise NotImplementedError
+
+    def item_matrix(self) -> torch.Tensor:
+        """Candidate item vectors ``(n_items + 1, d)`` the session vector is scored against."""
+        raise NotImplementedError
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores ``(..., n_items + 1)`` of session vectors ``(..., d)``; column 0 masked."""
+        items = self.item_matrix()
+        if getattr(self.config, "temperature", 0.0) > 0.0:
+            hidden = F.normalize(hidden, dim=-1)
+            items = F.normalize(items, dim=-1)
+            return self.config.temperature * (hidden @ items.T) + self.pad_scores
+        return hidden @ items.T + self.pad_scores
+
+    def loss(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean full-softmax cross-entropy of predicting item ``t + 1`` from ``0..t``."""
+        hidden = self.hidden_states(item_ids, lengths)  # (B, T, d)
+        width = item_ids.shape[1]
+        pos = torch.arange(width - 1, device=item_ids.device)
+        has_target = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (B, T-1)
+        source = hidden[:, :-1][has_target]  # (n, d)
+        targets = item_ids[:, 1:][has_target]  # (n,)
+        return F.cross_entropy(self.logits(source), targets)
+
+    # ----------------------------------------------------------------- inference path
+    def session_vector(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Session vector ``(B, d)`` at each row's last real position."""
+        hidden = self.hidden_states(item_ids, lengths)  # (B, T, d)
+        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])  # (B, 1, d)
+        return hidden.gather(1, index).squeeze(1)  # (B, d)
+
+    def forward(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The exported scorer: ``(B, n_items + 1)`` float32, column 0 below all others."""
+        return self.logits(self.session_vector(item_ids, lengths))
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The one place weights are initialised: normal(0, std) matrices, zero biases,
+    unit LayerNorms, zero padding row."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            nn.init.normal_(sub.weight, std=std)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.Embedding):
+            nn.init.normal_(sub.weight, std=std)
+            if sub.padding_idx is not None:
+                with torch.no_grad():
+                    sub.weight[sub.padding_idx].zero_()
+        elif isinstance(sub, nn.LayerNorm):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.GRU):
+            for name, param in sub.named_parameters():
+                if "weight" in name:
+                    nn.init.orthogonal_(param)
+                else:
+                    nn.init.zeros_(param)
+
+
+class NeuralRecommender:
+    """A neural model behind the ``SessionRecommender`` protocol.
+
+    ``fit`` builds the model for the catalogue and trains it with ``models.training``
+    (a validation split of the given sessions drives early stopping); ``score``/``rank``
+    run the same inference path that is exported to ONNX.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[int], SessionModel],
+        settings: Any = None,
+        score_batch_size: int = 512,
+    ) -> None:
+        self.name = name
+        self._build = build
+        self._settings = settings
+        self._score_batch_size = score_batch_size
+        self.model: SessionModel | None = None
+        self.n_items = 0
+
+    def fit(self, sessions: Sequence[Session], n_items: int) -> None:
+        from models.training import TrainSettings, train_model
+
+        settings = self._settings if self._settings is not None else TrainSettings()
+        self.n_items = n_items
+        self.model = self._build(n_items)
+        train_model(self.model, sessions, settings)
+
+    def _require_model(self) -> SessionModel:
+        if self.model is None:
+            raise NotFittedError(f"{self.name}: call fit() before score() or rank()")
+        return self.model
+
+    @torch.no_grad()
+    def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
+        model = self._require_model()
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        out = np.empty((len(prefixes), self.n_items + 1), dtype=np.float32)
+        try:
+            for start in range(0, len(prefixes), self._score_batch_size):
+                chunk = prefixes[start : start + self._score_batch_size]
+                ids, lengths = pad_batch(chunk, model.config.max_seq_len)
+                scores = model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
+                out[start : start + len(chunk)] = scores.float().cpu().numpy()
+        finally:
+            model.train(was_training)
+        out[:, 0] = -np.inf
+        return out
+
+    def rank(
+        self,
+        prefixes: Sequence[Session],
+        k: int,
+        exclude: Sequence[Sequence[int]] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        return top_k_from_scores(self.score(prefixes), k, exclude)

@@ -1,0 +1,237 @@
+"""``streamrec demo``: broker → topics → events → train → worker → replay → summary.
+
+Everything it starts it stops again, also on Ctrl-C or an error, so no process is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.broker import free_port, start_broker
+from streams.demo.datasets import DATASETS, load_dataset
+from streams.demo.generator import GeneratorConfig, generate_events
+from streams.demo.live import OutputWatcher, get_json
+from streams.demo.replay import replay, send_raw
+from streams.errors import StreamrecError
+from streams.settings import Settings, load_settings
+from streams.topics import create_topics
+
+
+class DemoError(StreamrecError):
+    """A step of the demo failed: the message says which; rerun with --keep-workdir and read
+    the worker log it points to."""
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=("synthetic", *DATASETS), default="synthetic")
+    parser.add_argument("--data-dir", type=Path, help="folder of the --dataset files")
+    parser.add_argument("--users", type=int, default=2000, help="synthetic users")
+    parser.add_argument("--items", type=int, default=1000, help="synthetic catalogue size")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train-fraction", type=float, default=0.6,
+                        help="first part of the stream (by time) used to train the model")
+    parser.add_argument("--replay-events", type=int, default=20000,
+                        help="most events replayed through Kafka after training")
+    parser.add_argument("--rate", type=float, default=1000.0, help="replay events/s")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: train's own default for events)")
+    parser.add_argument("--broker-url", default=None,
+                        help="use this Kafka instead of starting the embedded broker")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep-workdir", action="store_true")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    with ExitStack() as stack:
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not args.keep_workdir and args.workdir is None:
+            import shutil
+
+            stack.callback(shutil.rmtree, workdir, True)
+        _say(f"work directory: {workdir}")
+
+        broker_url = args.broker_url
+        flavour = "kafka"
+        if broker_url is None:
+            broker = start_broker()
+            stack.callback(broker.stop)
+            broker_url, flavour = broker.url, "tansu"
+            _say(f"embedded Tansu broker (development only) on {broker.bootstrap}")
+        web_port = free_port()
+        settings = load_settings(
+            broker_url=broker_url, broker_flavour=flavour, data_dir=workdir / "state",
+            web_port=web_port, web_host="127.0.0.1", model_dir=workdir / "model",
+        )
+        for name, outcome in create_topics(settings).items():
+            _say(f"topic {name}: {outcome}")
+
+        events = _events(args)
+        split = int(len(events) * args.train_fraction)
+        train_events, live_events = events[:split], events[split:][: args.replay_events]
+        _say(f"{len(events)} events ({args.dataset}); training on the first {split}, "
+             f"replaying {len(live_events)}")
+        train_file = workdir / "train-events.jsonl"
+        with train_file.open("wb") as handle:
+            for event in train_events:
+                handle.write(orjson.dumps(event) + b"\n")
+        _train(train_file, workdir / "model", args.epochs)
+
+        log_path = workdir / "worker.log"
+        worker = _start_worker(settings, log_path)
+        stack.callback(_stop_process, worker)
+        _wait_ready(settings, worker, log_path)
+
+        watcher = OutputWatcher(settings)
+        watcher.start()
+        stack.callback(watcher.stop)
+        _send_bad_examples(settings)
+        started = time.monotonic()
+
+        def progress(stats: Any) -> None:
+            recs, dead, _ = watcher.snapshot()
+            _say(f"in {stats.sent / stats.seconds:7.0f} events/s ({stats.sent} sent) | "
+                 f"recommendations out {recs} | dead letters {dead}")
+
+        stats = replay(live_events, settings, rate_per_s=args.rate, on_progress=progress)
+        _wait_drained(watcher, settings)
+        elapsed = time.monotonic() - started
+        _summary(settings, watcher, live_events, stats.sent, elapsed)
+    return 0
+
+
+def _say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+def _events(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.dataset == "synthetic":
+        return generate_events(GeneratorConfig(users=args.users, items=args.items,
+                                               seed=args.seed))
+    if args.data_dir is None:
+        raise DemoError(f"--dataset {args.dataset} needs --data-dir")
+    return load_dataset(args.dataset, args.data_dir)
+
+
+def _train(train_file: Path, out: Path, epochs: int | None) -> None:
+    command = [sys.executable, "-m", "streams.cli", "train", "--events", str(train_file),
+               "--out", str(out)]
+    if epochs is not None:
+        command += ["--epochs", str(epochs)]
+    _say("training: " + " ".join(command[2:]))
+    started = time.monotonic()
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise DemoError(f"training failed (exit {result.returncode})")
+    metrics = json.loads((out / "metrics.json").read_text())
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
+             if k in ("hr@20", "mrr@20", "cases")}
+    _say(f"trained in {time.monotonic() - started:.0f}s; validation {shown}")
+
+
+def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings_env(settings)}
+    _say(f"starting worker; log: {log_path}")
+    log = log_path.open("wb")
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """STREAMREC_* variables reproducing ``settings`` in a child process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"STREAMREC_{name.upper()}"] = str(value)
+    return env
+
+
+def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], log_path: Path,
+                timeout_s: float = 120.0) -> None:
+    url = f"http://127.0.0.1:{settings.web_port}/readyz"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise DemoError(f"the worker exited ({worker.returncode}); see {log_path}")
+        status, _ = get_json(url)
+        if status == 200:
+            _say(f"worker ready; metrics at http://127.0.0.1:{settings.web_port}/metrics")
+            return
+        time.sleep(0.25)
+    raise DemoError(f"the worker was not ready within {timeout_s:.0f}s; see {log_path}")
+
+
+def _send_bad_examples(settings: Settings) -> None:
+    bad = [
+        (settings.topic_views, None, b"{not json"),
+        (settings.topic_clicks, b"k", b'{"event_type": "click"}'),
+        (settings.topic_views, b"k", b'{"event_id": "x1", "event_type": "teleport", '
+         b'"user_id": "u", "item_id": "i", "timestamp": 1767225600000}'),
+        (settings.topic_purchases, None, b"\xff\xfe\x00garbage"),
+    ]
+    _say(f"also sending {send_raw(settings, bad)} malformed messages (they must be "
+         f"dead-lettered)")
+
+
+def _wait_drained(watcher: OutputWatcher, settings: Settings, quiet_s: float = 3.0,
+                  timeout_s: float = 120.0) -> None:
+    """Wait until no new output arrived for ``quiet_s`` (the worker has caught up)."""
+    deadline = time.monotonic() + timeout_s
+    last, last_change = watcher.snapshot(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = watcher.snapshot()
+        if now != last:
+            last, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change >= quiet_s:
+            return
+
+
+def _summary(settings: Settings, watcher: OutputWatcher, live: list[dict[str, Any]],
+             sent: int, elapsed: float) -> None:
+    recs, dead, fallbacks = watcher.snapshot()
+    _say("=" * 72)
+    _say(f"replayed {sent} events in {elapsed:.1f}s ({sent / elapsed:.0f} events/s end to "
+         f"end); {recs} recommendations ({fallbacks} trending fallbacks); "
+         f"{dead} dead letters {dict(watcher.dead_letter_reasons)}")
+    base = f"http://127.0.0.1:{settings.web_port}"
+    status, ready = get_json(f"{base}/readyz")
+    _say(f"GET /readyz -> {status} {ready}")
+    active = Counter(event["user_id"] for event in live).most_common(3)
+    for user, _count in active:
+        status, doc = get_json(f"{base}/users/{user}")
+        if status != 200:
+            _say(f"user {user}: /users answered {status}")
+            continue
+        recent = [r["item_id"] for r in doc["recent"][-5:]]
+        rec = watcher.latest.get(user) or doc.get("last_recommendation") or {}
+        items = [i["item_id"] for i in rec.get("items", [])[:5]]
+        _say(f"user {user}: counts {doc['counts']}")
+        _say(f"    recent items   {recent}")
+        _say(f"    recommended    {items} (model {rec.get('model')}, "
+             f"fallback {rec.get('fallback')})")
+    _say(f"metrics: {base}/metrics (the worker stops when the demo ends)")
+
+
+def _stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

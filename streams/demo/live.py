@@ -1,0 +1,88 @@
+"""Watch the output side during the demo: recommendations and dead letters, read back by an
+independent consumer, plus the worker's HTTP endpoints."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.kafka_clients import librdkafka_config
+from streams.settings import Settings
+
+
+@dataclass
+class OutputWatcher:
+    """Consumes ``recommendations`` and the dead-letter topic in a background thread."""
+
+    settings: Settings
+    recommendations: int = 0
+    dead_letters: int = 0
+    fallbacks: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="output-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        with self._lock:
+            return self.recommendations, self.dead_letters, self.fallbacks
+
+    def _run(self) -> None:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(librdkafka_config(
+            self.settings,
+            **{"group.id": "streamrec-demo-watcher", "auto.offset.reset": "earliest",
+               "enable.auto.commit": False, "session.timeout.ms": 6000,
+               "max.poll.interval.ms": 6000, "heartbeat.interval.ms": 1000},
+        ))
+        consumer.subscribe(
+            [self.settings.topic_recommendations, self.settings.topic_dead_letter]
+        )
+        try:
+            while not self._stop.is_set():
+                for message in consumer.consume(num_messages=500, timeout=0.2):
+                    if message.error() or message.value() is None:
+                        continue
+                    self._record(message.topic(), message.value())
+        finally:
+            consumer.close()
+
+    def _record(self, topic: str, value: bytes) -> None:
+        document = orjson.loads(value)
+        with self._lock:
+            if topic == self.settings.topic_dead_letter:
+                self.dead_letters += 1
+                reason = document.get("reason", "?")
+                self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + 1
+            else:
+                self.recommendations += 1
+                self.fallbacks += 1 if document.get("fallback") else 0
+                self.latest[document["user_id"]] = document
+
+
+def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, Any]:
+    """GET a JSON document: (status, body); (0, None) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, orjson.loads(body) if body else None
+    except (urllib.error.URLError, OSError):
+        return 0, None

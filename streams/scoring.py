@@ -1,0 +1,96 @@
+"""Stage 4: score every user a micro-batch touched in one batched model call.
+
+The model is whatever ``models.serving.load_scorer`` serves; when there is none, when a user
+has no history, or when the call fails, the user gets the partition's trending items and the
+message says which fallback it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from streams.candidates import Candidates
+from streams.state.trending import TrendingBoard, top
+
+log = logging.getLogger(__name__)
+
+FALLBACK_NO_HISTORY = "no_history"
+FALLBACK_NO_MODEL = "no_model"
+FALLBACK_SCORING_ERROR = "scoring_error"
+FALLBACK_REASONS = (FALLBACK_NO_HISTORY, FALLBACK_NO_MODEL, FALLBACK_SCORING_ERROR)
+
+
+class Scorer(Protocol):
+    """What the stream needs of a model (``models.serving.OnnxScorer`` implements it)."""
+
+    name: str
+    version: str
+
+    def recommend(
+        self,
+        histories: Sequence[Sequence[str]],
+        k: int,
+        exclude: Sequence[Collection[str]],
+    ) -> list[list[tuple[str, float]]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Items for one user, best first, and the fallback reason if the model was not used."""
+
+    items: list[tuple[str, float]]
+    fallback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringReport:
+    seconds: float
+    users_scored: int
+
+
+def score_users(
+    candidates: dict[str, Candidates],
+    scorer: Scorer | None,
+    board: TrendingBoard,
+    *,
+    k: int,
+    now_ms: int,
+) -> tuple[dict[str, Scored], ScoringReport]:
+    """Recommendations for every user in ``candidates``: one model call for all of them."""
+    results: dict[str, Scored] = {}
+    with_history = [user for user, cand in candidates.items() if cand.history]
+    for user, cand in candidates.items():
+        if not cand.history:
+            results[user] = _trending(board, cand, k, now_ms, FALLBACK_NO_HISTORY)
+    if scorer is None:
+        for user in with_history:
+            results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_NO_MODEL)
+        return results, ScoringReport(0.0, 0)
+    started = time.perf_counter()
+    try:
+        ranked = scorer.recommend(
+            [candidates[user].history for user in with_history],
+            k,
+            [candidates[user].exclude for user in with_history],
+        )
+    except Exception:  # a broken model must not stop the stream: serve trending instead
+        log.exception("model %s failed on a batch of %d users", scorer.name, len(with_history))
+        for user in with_history:
+            results[user] = _trending(
+                board, candidates[user], k, now_ms, FALLBACK_SCORING_ERROR
+            )
+        return results, ScoringReport(time.perf_counter() - started, 0)
+    elapsed = time.perf_counter() - started
+    for user, items in zip(with_history, ranked, strict=True):
+        results[user] = Scored(items=items, fallback=None)
+    return results, ScoringReport(elapsed, len(with_history))
+
+
+def _trending(
+    board: TrendingBoard, cand: Candidates, k: int, now_ms: int, reason: str
+) -> Scored:
+    return Scored(items=top(board, k, now_ms, cand.exclude), fallback=reason)

@@ -1,0 +1,211 @@
+"""The worker's settings: one frozen, validated object read from ``STREAMREC_*`` variables.
+
+Every field is typed, defaulted and documented; ``streamrec settings`` prints them and the
+README table is generated from the same docstrings. Defaults are safe for production
+(RocksDB state, changelogs on) and fast for development (short group timeouts suit the
+embedded broker; production deployments raise them, see the README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "STREAMREC_"
+
+
+class Settings(BaseSettings):
+    """All knobs of a streamrec worker, read from the environment under ``STREAMREC_``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", protected_namespaces=()
+    )
+
+    # --- broker -------------------------------------------------------------------------
+    broker_url: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers as a Faust URL; several separated by ';'.",
+    )
+    broker_flavour: Literal["kafka", "tansu"] = Field(
+        "kafka",
+        description=(
+            "'tansu' switches on the work-arounds for the embedded development broker "
+            "(exact changelog end offsets for recovery); never set it against Apache Kafka."
+        ),
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol for every client of the worker."
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when the protocol is SASL_*."
+    )
+    broker_sasl_username: str | None = Field(None, description="SASL user name.")
+    broker_sasl_password: str | None = Field(
+        None, description="SASL password (never logged).", repr=False
+    )
+    broker_ssl_cafile: Path | None = Field(None, description="CA bundle for TLS.")
+    broker_ssl_certfile: Path | None = Field(None, description="Client certificate (mTLS).")
+    broker_ssl_keyfile: Path | None = Field(None, description="Client private key (mTLS).")
+    broker_session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Consumer group session timeout. Short by default so the embedded "
+        "broker's first group join is quick; raise it (e.g. 45) on busy production clusters.",
+    )
+    broker_rebalance_timeout_s: float = Field(
+        10.0, gt=0, description="Consumer group rebalance timeout (see session timeout)."
+    )
+    broker_heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Consumer heartbeat interval; well below the session timeout."
+    )
+
+    # --- topics -------------------------------------------------------------------------
+    topic_views: str = Field("views", description="Input topic for view events.")
+    topic_clicks: str = Field("clicks", description="Input topic for click events.")
+    topic_purchases: str = Field("purchases", description="Input topic for purchase events.")
+    add_to_cart_topic: Literal["clicks", "views", "purchases"] = Field(
+        "clicks", description="Which input topic carries add_to_cart events."
+    )
+    topic_recommendations: str = Field(
+        "recommendations", description="Output topic; keyed by user_id."
+    )
+    topic_dead_letter: str = Field("streamrec.dlq", description="Dead-letter topic.")
+    topic_events_by_user: str = Field(
+        "streamrec.events-by-user",
+        description="Internal topic holding validated events re-keyed by user_id.",
+    )
+    topic_user_erasure: str = Field(
+        "user_erasure", description="Topic of user ids whose state must be erased."
+    )
+    topic_partitions: int = Field(
+        4, ge=1, description="Partitions of every topic streamrec creates."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replication factor of every topic streamrec creates."
+    )
+
+    # --- worker -------------------------------------------------------------------------
+    app_id: str = Field(
+        "streamrec", description="Faust application id: consumer group and table prefix."
+    )
+    worker_id: str | None = Field(
+        None, description="Name of this worker in logs (defaults to the host name)."
+    )
+    data_dir: Path = Field(
+        Path("./var/streamrec"), description="Where RocksDB state and Faust data live."
+    )
+    standby_replicas: int = Field(
+        1, ge=0, description="Standby table replicas kept warm on other workers."
+    )
+    web_host: str = Field("0.0.0.0", description="Address the worker's HTTP server binds.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics, /healthz, ...")
+    users_api_enabled: bool = Field(True, description="Serve GET /users/{user_id}.")
+    users_api_token: str | None = Field(
+        None,
+        description="When set, /users/{id} requires 'Authorization: Bearer <token>'.",
+        repr=False,
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the worker."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+    # --- micro-batches and scoring ------------------------------------------------------
+    batch_max_events: int = Field(
+        500, ge=1, description="Most events per micro-batch of one partition."
+    )
+    batch_max_seconds: float = Field(
+        0.01, gt=0, description="Longest a micro-batch waits to fill before it is processed."
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="Model directory written by 'streamrec train'. Unset: trending only "
+        "(every recommendation is a fallback marked 'no_model').",
+    )
+    model_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="ONNX Runtime device; 'auto' uses CUDA only when it is usable."
+    )
+    model_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads.")
+    top_k: int = Field(20, ge=1, le=500, description="Items per recommendation.")
+    exclude_recent: bool = Field(
+        False, description="Also exclude items the user interacted with in this session."
+    )
+
+    # --- input limits -------------------------------------------------------------------
+    max_payload_bytes: int = Field(
+        65536, ge=256, description="Larger input messages are dead-lettered."
+    )
+    max_future_skew_s: float = Field(
+        86400.0, gt=0, description="Events further in the future are dead-lettered."
+    )
+    max_event_age_s: float = Field(
+        365 * 86400.0, gt=0, description="Events older than this are dead-lettered."
+    )
+
+    # --- state bounds -------------------------------------------------------------------
+    max_sequence_len: int = Field(50, ge=1, description="Recent interactions kept per user.")
+    max_purchased: int = Field(200, ge=0, description="Purchased items kept per user.")
+    dedup_window: int = Field(100, ge=1, description="Recent event ids kept per user.")
+    session_gap_s: float = Field(1800.0, gt=0, description="Inactivity that ends a session.")
+    reorder_window_s: float = Field(
+        300.0, ge=0, description="Out-of-order events this late are still put in order."
+    )
+    user_ttl_s: float = Field(
+        30 * 86400.0, gt=0, description="Users inactive this long are expired."
+    )
+    trending_half_life_s: float = Field(3600.0, gt=0, description="Trending decay half-life.")
+    trending_capacity: int = Field(
+        1000, ge=10, description="Items kept on each partition's trending board."
+    )
+
+    # --- privacy ------------------------------------------------------------------------
+    pseudonymisation_key: str | None = Field(
+        None,
+        description="When set, user ids are replaced by HMAC-SHA256(key, user_id) at "
+        "ingestion. Never logged.",
+        repr=False,
+    )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_has_scheme(cls, value: str) -> str:
+        for url in value.split(";"):
+            if "://" not in url:
+                raise ValueError(f"expected e.g. kafka://host:9092, got {url!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> Settings:
+        if self.broker_heartbeat_interval_s >= self.broker_session_timeout_s:
+            raise ValueError("broker_heartbeat_interval_s must be below the session timeout")
+        if self.broker_security_protocol.startswith("SASL") and not self.broker_sasl_username:
+            raise ValueError("SASL needs STREAMREC_BROKER_SASL_USERNAME and _PASSWORD")
+        return self
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        return (self.topic_views, self.topic_clicks, self.topic_purchases)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """Broker URLs as ``host:port`` strings, for clients other than Faust."""
+        return [url.split("://", 1)[1] for url in self.broker_url.split(";")]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; ``overrides`` win. Raises SettingsError."""
+    from pydantic import ValidationError
+
+    from streams.errors import SettingsError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc
