@@ -23,7 +23,7 @@ import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
-from schemas.codecs import DecodeLimits, encode_dead_letter
+from schemas.codecs import DecodeLimits, EventType, encode_dead_letter
 from streams import __version__
 from streams.candidates import candidates_for
 from streams.emit import build_emission
@@ -76,12 +76,12 @@ class Worker:
 
 def decode_limits(settings: Settings) -> DecodeLimits:
     routes = {
-        settings.topic_views: frozenset({"view"}),
-        settings.topic_clicks: frozenset({"click"}),
-        settings.topic_purchases: frozenset({"purchase"}),
+        settings.topic_views: frozenset({EventType.VIEW}),
+        settings.topic_clicks: frozenset({EventType.CLICK}),
+        settings.topic_purchases: frozenset({EventType.PURCHASE}),
     }
     cart_topic = getattr(settings, f"topic_{settings.add_to_cart_topic}")
-    routes[cart_topic] = routes[cart_topic] | {"add_to_cart"}
+    routes[cart_topic] = routes[cart_topic] | {EventType.ADD_TO_CART}
     return DecodeLimits(
         max_payload_bytes=settings.max_payload_bytes,
         max_future_skew_s=settings.max_future_skew_s,
@@ -101,9 +101,22 @@ def state_bounds(settings: Settings) -> StateBounds:
     )
 
 
+class StreamrecApp(faust.App):
+    """faust.App that uses :mod:`streams.tansu`'s transport on the development broker."""
+
+    exact_end_offsets: bool = False
+
+    def _new_transport(self) -> Any:
+        if self.exact_end_offsets:
+            from streams.tansu import TansuTransport
+
+            return TansuTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
+
+
 def create_faust_app(settings: Settings) -> faust.App:
     """The Faust app with streamrec's settings: RocksDB (rocksdict) state, raw bytes."""
-    return faust.App(
+    app = StreamrecApp(
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=faust_credentials(settings),
@@ -128,6 +141,8 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         version=1,
     )
+    app.exact_end_offsets = settings.broker_flavour == "tansu"
+    return app
 
 
 def create_worker(
@@ -248,7 +263,10 @@ def _wire_agents(worker: Worker) -> None:
         update = apply_batch(decoded, lambda user: _load_user(worker, user), bounds)
         board_key = f"p{partition}".encode()
         stored_board = worker.trending.get(board_key)
-        board = TrendingBoard.from_bytes(stored_board) if stored_board else TrendingBoard.empty()
+        board = (
+            TrendingBoard.from_bytes(stored_board) if stored_board
+            else TrendingBoard.empty(settings.trending_half_life_s)
+        )
         board = update_trending(
             board, update.fresh_events, DEFAULT_TRENDING_WEIGHTS,
             settings.trending_half_life_s, settings.trending_capacity,

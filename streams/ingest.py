@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from schemas.codecs import DecodeLimits, Event, Rejection, decode_event
+from schemas.codecs import DecodeLimits, Event, EventType, Rejection, decode_event
 from streams.partitioning import user_partition
 
 
@@ -93,7 +93,7 @@ def decode_bundle(payload: bytes) -> list[Event]:
     return [
         Event(
             event_id=item["event_id"],
-            event_type=item["event_type"],
+            event_type=EventType(item["event_type"]),
             user_id=item["user_id"],
             item_id=item["item_id"],
             timestamp_ms=item["timestamp"],

@@ -49,6 +49,41 @@ def pad_batch(
     return ids, lengths
 
 
+class _FullSoftmaxCE(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ items.T`` against ``targets`` over the whole
+    catalogue, with the softmax gradient computed in the forward pass: about half the
+    memory traffic of ``F.cross_entropy(hidden @ items.T, targets)`` and, with ``bf16``,
+    the three large matrix products run in bfloat16 (fp32 accumulation; AMX on recent
+    Xeons), softmax and loss in float32."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+                bf16: bool) -> torch.Tensor:
+        dtype = torch.bfloat16 if bf16 else hidden.dtype
+        h, w = hidden.detach().to(dtype), items.detach().to(dtype)
+        probs = torch.softmax(h @ w.T, dim=1, dtype=torch.float32)  # (n, N)
+        rows = torch.arange(len(targets), device=targets.device)
+        loss = -probs[rows, targets].clamp_min(1e-30).log().mean()
+        probs[rows, targets] -= 1.0  # d loss_sum / d logits
+        ctx.save_for_backward(probs.to(dtype), h, w)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_logits, h, w = ctx.saved_tensors
+        scale = grad / grad_logits.shape[0]
+        grad_hidden = (grad_logits @ w).float() * scale  # (n, d)
+        grad_items = (grad_logits.T @ h).float() * scale  # (N, d)
+        return grad_hidden, grad_items, None, None
+
+
+def full_softmax_ce(
+    hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, bf16: bool = False
+) -> torch.Tensor:
+    """Mean CE of scores ``hidden (n, d) @ items (N, d).T`` for target rows in ``0..N-1``."""
+    return _FullSoftmaxCE.apply(hidden, items, targets, bf16)
+
+
 def causal_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """``(B, T, T)`` bool, True where query position ``s`` may attend key ``t``."""
     pos = torch.arange(width, device=lengths.device)
@@ -71,6 +106,10 @@ class SessionModel(nn.Module):
         self.register_buffer("pad_scores", pad, persistent=False)
 
     # ------------------------------------------------------------------ training path
+    def prepare(self, sessions: Sequence[Session]) -> None:
+        """Compute data-dependent buffers (e.g. co-occurrence tables) from the training
+        sessions before training; ``models.training.train_model`` calls it. Default: none."""
+
     def hidden_states(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Causal session vectors at every position: ``(B, T, d)``."""
         raise NotImplementedError
@@ -88,15 +127,22 @@ class SessionModel(nn.Module):
             return self.config.temperature * (hidden @ items.T) + self.pad_scores
         return hidden @ items.T + self.pad_scores
 
-    def loss(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Mean full-softmax cross-entropy of predicting item ``t + 1`` from ``0..t``."""
+    def loss(
+        self, item_ids: torch.Tensor, lengths: torch.Tensor, bf16: bool = False
+    ) -> torch.Tensor:
+        """Mean full-softmax cross-entropy of predicting item ``t + 1`` from ``0..t``
+        (``bf16``: large matrix products in bfloat16, see :func:`full_softmax_ce`)."""
         hidden = self.hidden_states(item_ids, lengths)  # (B, T, d)
         width = item_ids.shape[1]
         pos = torch.arange(width - 1, device=item_ids.device)
         has_target = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (B, T-1)
         source = hidden[:, :-1][has_target]  # (n, d)
         targets = item_ids[:, 1:][has_target]  # (n,)
-        return F.cross_entropy(self.logits(source), targets)
+        items = self.item_matrix()[1:]  # (N, d): column 0 is never a target
+        if getattr(self.config, "temperature", 0.0) > 0.0:
+            source = self.config.temperature * F.normalize(source, dim=-1)
+            items = F.normalize(items, dim=-1)
+        return full_softmax_ce(source, items, targets - 1, bf16)
 
     # ----------------------------------------------------------------- inference path
     def session_vector(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -161,6 +207,7 @@ class NeuralRecommender:
 
         settings = self._settings if self._settings is not None else TrainSettings()
         self.n_items = n_items
+        torch.manual_seed(settings.seed)  # weights are initialised from the seed too
         self.model = self._build(n_items)
         train_model(self.model, sessions, settings)
 

@@ -15,8 +15,10 @@ only, so scoring one user costs one attention over at most ``max_seq_len`` items
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +37,9 @@ class SessAttnConfig:
     n_layers: int = 0  # causal self-attention blocks before the readout (0 = none)
     query_levels: tuple[int, ...] = (1, 2, 3)  # readout queries: mean of the last l items,
     # plus one query for the mean of the whole prefix
+    neighbors: int = 0  # global co-occurrence neighbours mixed into each history item
+    # (GCE-GNN-like global context; 0 = off), taken from the training sessions
+    neighbor_window: int = 2  # items at most this many positions apart co-occur
     dropout: float = 0.2  # dropout on item embeddings and on the session vector
     temperature: float = 14.0  # cosine-score scale; > 0 means normalised scoring
 
@@ -86,7 +91,45 @@ class SessAttn(SessionModel):
         self.read_bias = nn.Parameter(torch.zeros(n_queries, config.n_heads, config.max_seq_len))
         self.out = nn.Linear((n_queries + 1) * config.dim, config.dim)
         self.drop = nn.Dropout(config.dropout)
+        if config.neighbors:
+            k = config.neighbors
+            self.register_buffer("nbr_ids", torch.zeros(config.n_items + 1, k, dtype=torch.long))
+            self.register_buffer("nbr_logw", torch.zeros(config.n_items + 1, k))
+            self.nbr_query = nn.Linear(config.dim, config.dim)
+            self.nbr_mix = nn.Linear(config.dim, config.dim)
+            self.nbr_scale = nn.Parameter(torch.ones(()))
         init_weights(self)
+
+    @torch.no_grad()
+    def prepare(self, sessions: Sequence[Sequence[int]]) -> None:
+        """Fill the neighbour tables: for each item, the ``neighbors`` items that most often
+        occur within ``neighbor_window`` positions of it in the training sessions."""
+        if not self.config.neighbors:
+            return
+        heads, tails = [], []
+        for session in sessions:
+            items = np.asarray(session, dtype=np.int64)
+            for off in range(1, self.config.neighbor_window + 1):
+                heads += [items[:-off], items[off:]]
+                tails += [items[off:], items[:-off]]
+        if not heads:
+            return
+        a, b = np.concatenate(heads), np.concatenate(tails)
+        keep = (a != b) & (a > 0) & (b > 0)
+        width = self.config.n_items + 1
+        keys, counts = np.unique(a[keep] * width + b[keep], return_counts=True)
+        a, b = keys // width, keys % width
+        order = np.lexsort((-counts, a))  # by item, most frequent neighbour first
+        a, b, counts = a[order], b[order], counts[order]
+        starts = np.searchsorted(a, a, side="left")
+        rank = np.arange(len(a)) - starts
+        top = rank < self.config.neighbors
+        ids = torch.zeros_like(self.nbr_ids)
+        logw = torch.zeros_like(self.nbr_logw)
+        ids[a[top], rank[top]] = torch.from_numpy(b[top])
+        logw[a[top], rank[top]] = torch.from_numpy(np.log(counts[top]).astype(np.float32))
+        self.nbr_ids.copy_(ids)
+        self.nbr_logw.copy_(logw)
 
     def item_matrix(self) -> torch.Tensor:
         return self.items.weight
@@ -99,7 +142,10 @@ class SessAttn(SessionModel):
 
     def _encode(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Contextualised item vectors ``(B, T, d)`` (causal)."""
-        x = self.drop(self.items(item_ids))  # (B, T, d)
+        x = self.items(item_ids)  # (B, T, d)
+        if self.config.neighbors:
+            x = x + self._global_context(item_ids, x)
+        x = self.drop(x)
         if self.blocks:
             width = item_ids.shape[1]
             mask = causal_mask(lengths, width)  # (B, T, T)
@@ -108,6 +154,18 @@ class SessAttn(SessionModel):
             for block in self.blocks:
                 x = block(x, mask, bias)
         return self.ln(x)
+
+    def _global_context(self, item_ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Attention over each item's global neighbours: ``(B, T, d)``."""
+        nbr = self.nbr_ids[item_ids]  # (B, T, K)
+        nbr_x = self.items(nbr)  # (B, T, K, d)
+        query = self.nbr_query(x).unsqueeze(-2)  # (B, T, 1, d)
+        att = (query * nbr_x).sum(-1) / math.sqrt(x.shape[-1])  # (B, T, K)
+        att = att + self.nbr_scale * self.nbr_logw[item_ids]
+        att = att.masked_fill(nbr == 0, NEG).softmax(dim=-1)  # no neighbour: all weights
+        # equal over padding rows, whose embedding is zero
+        ctx = (att.unsqueeze(-1) * nbr_x).sum(-2)  # (B, T, d)
+        return self.nbr_mix(ctx)
 
     def _readout(
         self, h: torch.Tensor, lengths: torch.Tensor, query_pos: torch.Tensor

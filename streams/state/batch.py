@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from schemas.codecs import Event
 from streams.state.bounds import StateBounds
-from streams.state.trending import TrendingBoard, record
+from streams.state.trending import TrendingBoard, record_many
 from streams.state.user_state import Outcome, UserState, apply_event
 
 _HEADER = struct.Struct(">I")
@@ -94,9 +94,10 @@ def update_trending(
     capacity: int,
 ) -> TrendingBoard:
     """Fold this batch's interactions into the partition's trending board."""
-    for event in events:
-        board = record(
-            board, event.item_id, weights.get(event.event_type, 1.0), event.timestamp_ms,
-            half_life_s, capacity,
-        )
-    return board
+    return record_many(
+        board,
+        ((event.item_id, weights.get(event.event_type, 1.0), event.timestamp_ms)
+         for event in events),
+        half_life_s,
+        capacity,
+    )

@@ -1,0 +1,258 @@
+"""decode_event on hand-picked inputs: every reason code, for the right input."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.codecs import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    Event,
+    EventType,
+    Rejection,
+    decode_event,
+    decode_events,
+    parse_rfc3339_ms,
+)
+from schemas.errors import InvalidLimitsError
+from schemas.reasons import RejectReason as R
+
+NOW = parse_rfc3339_ms("2026-11-23T18:00:00Z")
+BASE: dict[str, Any] = {
+    "event_id": "e-1",
+    "event_type": "view",
+    "user_id": "u-1",
+    "item_id": "sku-1",
+    "timestamp": "2026-11-23T17:59:59.500Z",
+}
+
+
+def doc(**changes: Any) -> bytes:
+    """BASE with fields replaced; a value of ... removes the field."""
+    data = {**BASE, **changes}
+    return orjson.dumps({k: v for k, v in data.items() if v is not ...})
+
+
+def decode(raw: bytes | None, topic: str = "views", limits: DecodeLimits = DEFAULT_LIMITS):
+    return decode_event(raw, topic, limits, now_ms=NOW)
+
+
+CASES: list[tuple[str, bytes | None, str, R]] = [
+    ("tombstone", None, "views", R.EMPTY_PAYLOAD),
+    ("zero bytes", b"", "views", R.EMPTY_PAYLOAD),
+    ("whitespace", b" \n\t ", "views", R.EMPTY_PAYLOAD),
+    ("oversized", doc(item_id="x" * 200, properties={"pad": "y" * 70_000}), "views",
+     R.OVERSIZED_PAYLOAD),
+    ("latin-1", doc(item_id="caf\u00e9").replace("\u00e9".encode(), b"\xe9"), "views", R.NOT_UTF8),
+    ("truncated json", doc()[:-1], "views", R.INVALID_JSON),
+    ("two documents", doc() + doc(), "views", R.INVALID_JSON),
+    ("utf-8 bom", b"\xef\xbb\xbf" + doc(), "views", R.INVALID_JSON),
+    ("NaN", doc(timestamp=1).replace(b"1}", b"NaN}"), "views", R.INVALID_JSON),
+    ("array", b"[1, 2]", "views", R.NOT_AN_OBJECT),
+    ("string", b'"view"', "views", R.NOT_AN_OBJECT),
+    ("null", b"null", "views", R.NOT_AN_OBJECT),
+    ("no event_id", doc(event_id=...), "views", R.MISSING_FIELD),
+    ("no timestamp", doc(timestamp=...), "views", R.MISSING_FIELD),
+    ("empty object", b"{}", "views", R.MISSING_FIELD),
+    ("numeric user_id", doc(user_id=42), "views", R.WRONG_TYPE),
+    ("null item_id", doc(item_id=None), "views", R.WRONG_TYPE),
+    ("boolean timestamp", doc(timestamp=True), "views", R.WRONG_TYPE),
+    ("fractional timestamp", doc(timestamp=1.5), "views", R.WRONG_TYPE),
+    ("event_type number", doc(event_type=3), "views", R.WRONG_TYPE),
+    ("properties array", doc(properties=[1]), "views", R.WRONG_TYPE),
+    ("price string", doc(properties={"price": "9.99"}), "views", R.WRONG_TYPE),
+    ("quantity fraction", doc(properties={"quantity": 1.5}), "views", R.WRONG_TYPE),
+    ("session_id number", doc(session_id=7), "views", R.WRONG_TYPE),
+    ("unknown type", doc(event_type="like"), "views", R.UNKNOWN_EVENT_TYPE),
+    ("case matters", doc(event_type="View"), "views", R.UNKNOWN_EVENT_TYPE),
+    ("purchase on views", doc(event_type="purchase"), "views", R.WRONG_TOPIC),
+    ("view on clicks", doc(), "clicks", R.WRONG_TOPIC),
+    ("click on purchases", doc(event_type="click"), "purchases", R.WRONG_TOPIC),
+    ("empty id", doc(event_id=""), "views", R.INVALID_ID),
+    ("long id", doc(user_id="u" * 257), "views", R.INVALID_ID),
+    ("newline in id", doc(item_id="sku\n"), "views", R.INVALID_ID),
+    ("nul in id", doc(item_id="a\u0000b"), "views", R.INVALID_ID),
+    ("C1 control in id", doc(item_id="a\u0085b"), "views", R.INVALID_ID),
+    ("empty session id", doc(session_id=""), "views", R.INVALID_ID),
+    ("bad order id", doc(properties={"order_id": "o\t1"}), "views", R.INVALID_ID),
+    ("words", doc(timestamp="yesterday"), "views", R.INVALID_TIMESTAMP),
+    ("no offset", doc(timestamp="2026-11-23T17:59:59"), "views", R.INVALID_TIMESTAMP),
+    ("date only", doc(timestamp="2026-11-23"), "views", R.INVALID_TIMESTAMP),
+    ("space separator", doc(timestamp="2026-11-23 17:59:59Z"), "views", R.INVALID_TIMESTAMP),
+    ("trailing newline", doc(timestamp="2026-11-23T17:59:59Z\n"), "views", R.INVALID_TIMESTAMP),
+    ("leap second", doc(timestamp="2026-12-31T23:59:60Z"), "views", R.INVALID_TIMESTAMP),
+    ("february 30", doc(timestamp="2026-02-30T00:00:00Z"), "views", R.INVALID_TIMESTAMP),
+    ("year zero", doc(timestamp="0000-01-01T00:00:00Z"), "views", R.INVALID_TIMESTAMP),
+    ("numeric string", doc(timestamp="1795456800000"), "views", R.INVALID_TIMESTAMP),
+    ("negative ms", doc(timestamp=-1), "views", R.TIMESTAMP_OUT_OF_RANGE),
+    ("before 1970", doc(timestamp="1969-12-31T23:59:59Z"), "replay", R.TIMESTAMP_OUT_OF_RANGE),
+    ("seconds not ms", doc(timestamp=NOW // 1000), "views", R.TIMESTAMP_OUT_OF_RANGE),
+    ("one hour ahead", doc(timestamp=NOW + 3_600_000), "views", R.TIMESTAMP_OUT_OF_RANGE),
+    ("two years ago", doc(timestamp="2024-11-23T18:00:00Z"), "views", R.TIMESTAMP_OUT_OF_RANGE),
+    ("year 9999", doc(timestamp="9999-12-31T23:59:59-23:59"), "views", R.TIMESTAMP_OUT_OF_RANGE),
+    ("beyond 64-bit", doc(timestamp=1).replace(b":1}", b":18446744073709551616}"), "views",
+     R.TIMESTAMP_OUT_OF_RANGE),
+    ("schema_version 2", doc(schema_version="2"), "views", R.SCHEMA_VIOLATION),
+    ("negative price", doc(properties={"price": -1}), "views", R.SCHEMA_VIOLATION),
+    ("zero quantity", doc(properties={"quantity": 0}), "views", R.SCHEMA_VIOLATION),
+    ("long category", doc(properties={"category": "c" * 257}), "views", R.SCHEMA_VIOLATION),
+]
+
+
+@pytest.mark.parametrize(("raw", "topic", "reason"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_rejection_reason(raw: bytes | None, topic: str, reason: R) -> None:
+    result = decode(raw, topic)
+    assert isinstance(result, Rejection), result
+    assert result.reason is reason, result.detail
+    assert result.detail
+
+
+def test_every_reason_is_produced_by_some_input() -> None:
+    produced = {case[3] for case in CASES}
+    # processing_error is the stream's to give (decoding succeeded, processing failed).
+    assert produced | {R.PROCESSING_ERROR} == set(R)
+
+
+def test_rejection_carries_event_id_when_readable() -> None:
+    assert decode(doc(event_type="like")).event_id == "e-1"
+    assert decode(doc(event_id="e\n1", event_type="like")).event_id is None
+    assert decode(doc(event_id=5)).event_id is None
+    assert decode(b"[]").event_id is None
+
+
+def test_missing_field_detail_names_the_fields() -> None:
+    result = decode(doc(user_id=..., item_id=...))
+    assert result.reason is R.MISSING_FIELD
+    assert "item_id" in result.detail and "user_id" in result.detail
+
+
+def test_seconds_instead_of_milliseconds_gets_a_hint() -> None:
+    assert "seconds" in decode(doc(timestamp=NOW // 1000 - 5)).detail
+
+
+def test_valid_event_fields() -> None:
+    raw = doc(
+        event_type="purchase",
+        timestamp="2026-11-23T18:59:59.123456+01:00",
+        session_id="s-1",
+        properties={"price": 9.5, "quantity": 2, "order_id": "o-1", "gift": True},
+        schema_version="1",
+        brand_new_field={"anything": [1, 2]},
+    )
+    event = decode(raw, "purchases")
+    assert event == Event(
+        event_id="e-1",
+        event_type=EventType.PURCHASE,
+        user_id="u-1",
+        item_id="sku-1",
+        timestamp_ms=NOW - 1000 + 123,
+        session_id="s-1",
+        properties={"price": 9.5, "quantity": 2, "order_id": "o-1", "gift": True},
+    )
+    assert isinstance(event.properties, MappingProxyType)
+    assert event.event_type == "purchase"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-11-23T17:00:00Z", NOW - 3_600_000),
+        ("2026-11-23t17:00:00z", NOW - 3_600_000),
+        ("2026-11-23T12:00:00-05:00", NOW - 3_600_000),
+        ("2026-11-23T17:00:00.9999Z", NOW - 3_600_000 + 999),
+        (NOW - 5, NOW - 5),
+        (float(NOW - 5), NOW - 5),
+    ],
+)
+def test_timestamp_forms(timestamp: Any, expected: int) -> None:
+    event = decode(doc(timestamp=timestamp))
+    assert isinstance(event, Event)
+    assert event.timestamp_ms == expected
+    assert type(event.timestamp_ms) is int
+
+
+def test_null_optionals_are_absent() -> None:
+    event = decode(doc(session_id=None, properties=None))
+    assert event.session_id is None and event.properties is None
+
+
+def test_null_key_is_not_our_concern() -> None:
+    # The decoder sees only the value: producers may key records any way, we re-key by user.
+    assert isinstance(decode(doc()), Event)
+
+
+def test_time_bounds_are_inclusive_and_configurable() -> None:
+    limits = DecodeLimits(max_future_skew_s=10, max_past_age_s=60)
+    assert isinstance(decode(doc(timestamp=NOW + 10_000), limits=limits), Event)
+    assert decode(doc(timestamp=NOW + 10_001), limits=limits).reason is R.TIMESTAMP_OUT_OF_RANGE
+    assert isinstance(decode(doc(timestamp=NOW - 60_000), limits=limits), Event)
+    assert decode(doc(timestamp=NOW - 60_001), limits=limits).reason is R.TIMESTAMP_OUT_OF_RANGE
+
+
+def test_payload_limit_is_inclusive() -> None:
+    raw = doc()
+    assert isinstance(decode(raw, limits=DecodeLimits(max_payload_bytes=len(raw))), Event)
+    small = DecodeLimits(max_payload_bytes=len(raw) - 1)
+    assert decode(raw, limits=small).reason is R.OVERSIZED_PAYLOAD
+
+
+def test_routing_map() -> None:
+    assert isinstance(decode(doc(event_type="add_to_cart"), "clicks"), Event)
+    # A topic the map does not name accepts every type.
+    assert isinstance(decode(doc(event_type="purchase"), "replay"), Event)
+    custom = DecodeLimits(topic_event_types={"cart": {"add_to_cart"}})
+    assert isinstance(decode(doc(event_type="add_to_cart"), "cart", custom), Event)
+    assert decode(doc(event_type="view"), "cart", custom).reason is R.WRONG_TOPIC
+    assert isinstance(decode(doc(event_type="view"), "views", custom), Event)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_payload_bytes": 0},
+        {"max_payload_bytes": 1.5},
+        {"max_future_skew_s": 0},
+        {"max_past_age_s": -1},
+        {"max_past_age_s": float("inf")},
+        {"max_future_skew_s": True},
+        {"topic_event_types": {"views": {"watch"}}},
+    ],
+)
+def test_impossible_limits_are_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidLimitsError):
+        DecodeLimits(**changes)
+
+
+def test_limits_accept_float_seconds() -> None:
+    limits = DecodeLimits(max_future_skew_s=0.5, max_past_age_s=86_400.0)
+    assert limits.future_ms == 500 and limits.past_ms == 86_400_000
+
+
+def test_decode_events_matches_decode_event() -> None:
+    raws = [doc(), None, doc(event_type="like"), doc(event_id="e-2")]
+    assert decode_events(raws, "views", DEFAULT_LIMITS, NOW) == [decode(r) for r in raws]
+
+
+def test_decode_defaults_to_the_wall_clock() -> None:
+    # An event stamped at the epoch is out of range against any real "now".
+    assert decode_event(doc(timestamp=0), "views").reason is R.TIMESTAMP_OUT_OF_RANGE
+
+
+def test_canonical_form_round_trips() -> None:
+    event = decode(doc(session_id="s", properties={"query": "red shoes"}))
+    canonical = event.to_json_dict()
+    assert canonical["timestamp"] == event.timestamp_ms
+    assert decode(orjson.dumps(canonical)) == event
+    assert "session_id" not in decode(doc()).to_json_dict()
+
+
+def test_nothing_before_1970_even_with_wide_limits() -> None:
+    wide = DecodeLimits(max_past_age_s=1e12)
+    result = decode(doc(timestamp="1969-12-31T23:59:59.999Z"), limits=wide)
+    assert result.reason is R.TIMESTAMP_OUT_OF_RANGE
+    assert "before 1970" in result.detail

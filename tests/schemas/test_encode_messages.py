@@ -1,0 +1,236 @@
+"""Recommendations and dead letters: built, validated against their schema files, round-trip."""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codecs import (
+    Event,
+    EventType,
+    Rejection,
+    build_recommendation,
+    decode_dead_letter,
+    encode_dead_letter,
+    encode_recommendation,
+    format_rfc3339_ms,
+    load_schema,
+    parse_rfc3339_ms,
+)
+from schemas.errors import InvalidTimestampError, SchemasError, SchemaViolationError
+from schemas.reasons import FallbackReason, RejectReason
+
+NOW = parse_rfc3339_ms("2026-11-23T18:00:00.250Z")
+TRIGGER = Event("e-9", EventType.ADD_TO_CART, "u-1", "sku-3", NOW - 1500)
+RECOMMENDATION = jsonschema.Draft7Validator(load_schema("recommendation"))
+DEAD_LETTER = jsonschema.Draft7Validator(load_schema("dead_letter"))
+
+
+def recommendation(**changes: Any) -> dict[str, Any]:
+    message = build_recommendation(
+        "u-1", [("sku-1", 2.5), ("sku-2", 1)], "sasrec", "7", TRIGGER, NOW, None
+    )
+    message.update(changes)
+    return message
+
+
+def test_build_recommendation() -> None:
+    assert recommendation() == {
+        "schema_version": "1",
+        "user_id": "u-1",
+        "items": [{"item_id": "sku-1", "score": 2.5}, {"item_id": "sku-2", "score": 1.0}],
+        "model": {"name": "sasrec", "version": "7"},
+        "trigger": {
+            "event_id": "e-9",
+            "event_type": "add_to_cart",
+            "event_time": "2026-11-23T17:59:58.750Z",
+        },
+        "generated_at": "2026-11-23T18:00:00.250Z",
+        "fallback": None,
+    }
+
+
+def test_encode_recommendation_is_schema_valid_json() -> None:
+    encoded = encode_recommendation(recommendation())
+    assert RECOMMENDATION.is_valid(orjson.loads(encoded))
+    assert orjson.loads(encoded) == recommendation()
+
+
+def test_trigger_may_be_an_event_reference() -> None:
+    class Ref:
+        event_id = "e-9"
+        event_type = "add_to_cart"
+        event_time_ms = NOW - 1500
+
+    built = build_recommendation("u-1", [], "trending", "1", Ref(), NOW, "no_history")
+    assert built["trigger"] == recommendation()["trigger"]
+    assert orjson.loads(encode_recommendation(built))["items"] == []
+
+
+@pytest.mark.parametrize("fallback", list(FallbackReason))
+def test_every_fallback_reason_encodes(fallback: FallbackReason) -> None:
+    message = recommendation(fallback=fallback, model={"name": "trending", "version": "1"})
+    assert orjson.loads(encode_recommendation(message))["fallback"] == fallback.value
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"fallback": "bored"}, "fallback"),
+        ({"user_id": ""}, "user_id"),
+        ({"items": [{"item_id": "a", "score": "high"}]}, "items[0].score"),
+        ({"items": [{"item_id": "a", "score": math.nan}]}, "items[0].score"),
+        ({"items": [{"item_id": "a", "score": math.inf}]}, "items[0].score"),
+        ({"items": [{"item_id": "a", "score": 1}, {"item_id": "a", "score": 0}]},
+         "items[1].item_id"),
+        ({"generated_at": "2026-11-23T18:00:00Z"}, "generated_at"),
+        ({"schema_version": "2"}, "schema_version"),
+        ({"surprise": 1}, ""),
+        ({"model": {"name": "m"}}, "model"),
+    ],
+)
+def test_encode_recommendation_refuses_contract_breaks(changes: dict[str, Any], path: str) -> None:
+    with pytest.raises(SchemaViolationError) as caught:
+        encode_recommendation(recommendation(**changes))
+    assert caught.value.schema == "recommendation"
+    assert caught.value.path == path
+    assert isinstance(caught.value, SchemasError)
+
+
+def test_encode_recommendation_accepts_any_mapping() -> None:
+    from types import MappingProxyType
+
+    assert encode_recommendation(MappingProxyType(recommendation())) == encode_recommendation(
+        recommendation()
+    )
+
+
+def dead_letter(rejection: Rejection, key: bytes | None, value: bytes | None, **kw: Any) -> bytes:
+    args: dict[str, Any] = {
+        "raw_key": key, "raw_value": value, "topic": "views", "partition": 2, "offset": 41,
+        "timestamp_ms": NOW - 10, "received_at_ms": NOW,
+    }
+    args.update(kw)
+    return encode_dead_letter(rejection, **args)
+
+
+def test_dead_letter_round_trip() -> None:
+    value = b'{"event_id": "e-1", "event_type": "like"}\xff'
+    raw = dead_letter(Rejection(RejectReason.UNKNOWN_EVENT_TYPE, "like?", "e-1"), b"k", value)
+    message = decode_dead_letter(raw)
+    assert DEAD_LETTER.is_valid(message)
+    assert message["reason"] == "unknown_event_type"
+    assert message["event_id"] == "e-1"
+    assert message["source"] == {"topic": "views", "partition": 2, "offset": 41,
+                                 "timestamp_ms": NOW - 10}
+    assert base64.b64decode(message["original_value_b64"]) == value
+    assert base64.b64decode(message["original_key_b64"]) == b"k"
+    assert message["original_value_size"] == len(value)
+    assert message["truncated"] is False
+    assert message["received_at"] == "2026-11-23T18:00:00.250Z"
+
+
+def test_dead_letter_without_key_value_or_timestamp() -> None:
+    raw = dead_letter(Rejection(RejectReason.EMPTY_PAYLOAD, "tombstone"), None, None,
+                      timestamp_ms=None)
+    message = decode_dead_letter(raw)
+    assert message["original_key_b64"] is None and message["original_value_b64"] is None
+    assert message["original_key_size"] is None and message["source"]["timestamp_ms"] is None
+
+
+def test_processing_error_dead_letter() -> None:
+    rejection = Rejection(RejectReason.PROCESSING_ERROR, "scorer exploded", "e-1")
+    assert decode_dead_letter(dead_letter(rejection, None, b"{}"))["reason"] == "processing_error"
+
+
+def test_dead_letter_truncates_huge_originals() -> None:
+    value = bytes(range(256)) * 10
+    raw = dead_letter(Rejection(RejectReason.OVERSIZED_PAYLOAD, "big"), b"key", value,
+                      max_original_bytes=1000)
+    message = decode_dead_letter(raw)
+    assert message["truncated"] is True
+    assert base64.b64decode(message["original_value_b64"]) == value[:1000]
+    assert message["original_value_size"] == len(value)
+
+
+def test_dead_letter_drops_an_invalid_event_id_and_long_detail() -> None:
+    rejection = Rejection(RejectReason.INVALID_ID, "x" * 5000, "bad\nid")
+    message = decode_dead_letter(dead_letter(rejection, None, b"{}"))
+    assert message["event_id"] is None
+    assert len(message["detail"]) == 1024
+
+
+def test_dead_letter_refuses_an_impossible_source() -> None:
+    with pytest.raises(SchemaViolationError) as caught:
+        dead_letter(Rejection(RejectReason.INVALID_JSON, "x"), None, b"{", offset=-1)
+    assert caught.value.path == "source.offset"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[]", b'{"schema_version": "1"}', orjson.dumps({"reason": "gremlins"})],
+)
+def test_decode_dead_letter_refuses_other_messages(raw: bytes) -> None:
+    with pytest.raises(SchemaViolationError):
+        decode_dead_letter(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    reason=st.sampled_from(list(RejectReason)),
+    detail=st.text(max_size=2000),
+    key=st.none() | st.binary(max_size=64),
+    value=st.none() | st.binary(max_size=2048),
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(0, 2**63 - 1),
+)
+def test_dead_letters_always_valid_and_lossless(
+    reason: RejectReason, detail: str, key: bytes | None, value: bytes | None,
+    partition: int, offset: int,
+) -> None:
+    raw = dead_letter(Rejection(reason, detail), key, value, partition=partition, offset=offset)
+    message = orjson.loads(raw)
+    assert DEAD_LETTER.is_valid(message)
+    for field, original in (("original_key_b64", key), ("original_value_b64", value)):
+        encoded = message[field]
+        assert (None if encoded is None else base64.b64decode(encoded)) == original
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T00:00:00.001Z", 1),
+        ("1970-01-01T00:00:00.0009Z", 0),
+        ("1969-12-31T23:59:59.9995Z", -1),
+        ("2026-11-23T19:00:00.25+01:00", NOW),
+        ("0001-01-01T00:00:00Z", -62_135_596_800_000),
+        ("9999-12-31T23:59:59.999Z", 253_402_300_799_999),
+    ],
+)
+def test_parse_rfc3339(text: str, ms: int) -> None:
+    assert parse_rfc3339_ms(text) == ms
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-23T18:00:00", "2026-11-23", "20261123T180000Z", "2026-11-23T18:00:00+0100",
+     "2026-02-29T00:00:00Z", "2026-11-23T18:00:00Z\n", " 2026-11-23T18:00:00Z", "soon"],
+)
+def test_parse_rfc3339_refuses(text: str) -> None:
+    with pytest.raises(InvalidTimestampError):
+        parse_rfc3339_ms(text)
+
+
+def test_format_rfc3339() -> None:
+    assert format_rfc3339_ms(NOW) == "2026-11-23T18:00:00.250Z"
+    assert format_rfc3339_ms(-62_135_596_800_000) == "0001-01-01T00:00:00.000Z"
+    with pytest.raises(InvalidTimestampError):
+        format_rfc3339_ms(253_402_300_800_000)

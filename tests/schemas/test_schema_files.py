@@ -1,0 +1,102 @@
+"""The schema files themselves: well-formed draft-07, documented, examples valid, in sync with
+the Python enums."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import jsonschema
+import orjson
+import pytest
+
+from schemas import codecs
+from schemas.codecs import EventType, load_schema
+from schemas.reasons import FallbackReason, RejectReason
+
+SCHEMAS = ["event", "recommendation", "dead_letter"]
+
+
+def _example(name: str) -> dict:
+    return orjson.loads(resources.files("schemas").joinpath(f"examples/{name}.json").read_bytes())
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schema_is_valid_draft_07_and_documented(name: str) -> None:
+    schema = load_schema(name)
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["$id"].endswith(f"/{name}.schema.json")
+    assert schema["title"] and len(schema["description"]) > 50
+    assert schema["properties"]["schema_version"]["const"] == codecs.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("name", ["recommendation", "dead_letter"])
+def test_produced_messages_require_schema_version(name: str) -> None:
+    assert "schema_version" in load_schema(name)["required"]
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_example_is_valid(name: str) -> None:
+    jsonschema.Draft7Validator(load_schema(name)).validate(_example(name))
+
+
+def test_event_example_decodes() -> None:
+    example = _example("event")
+    now = codecs.parse_rfc3339_ms(example["timestamp"]) + 1000
+    event = codecs.decode_event(orjson.dumps(example), "purchases", now_ms=now)
+    assert isinstance(event, codecs.Event)
+    assert event.event_id == example["event_id"]
+
+
+def test_dead_letter_example_decodes() -> None:
+    raw = orjson.dumps(_example("dead_letter"))
+    assert codecs.decode_dead_letter(raw) == _example("dead_letter")
+
+
+def test_recommendation_example_encodes() -> None:
+    assert orjson.loads(codecs.encode_recommendation(_example("recommendation"))) == _example(
+        "recommendation"
+    )
+
+
+def test_enums_match_the_python_code() -> None:
+    event = load_schema("event")
+    assert event["properties"]["event_type"]["enum"] == [t.value for t in EventType]
+    recommendation = load_schema("recommendation")
+    trigger_types = recommendation["properties"]["trigger"]["properties"]["event_type"]["enum"]
+    assert trigger_types == [t.value for t in EventType]
+    assert recommendation["properties"]["fallback"]["enum"] == [None] + [
+        r.value for r in FallbackReason
+    ]
+    dead_letter = load_schema("dead_letter")
+    assert dead_letter["properties"]["reason"]["enum"] == [r.value for r in RejectReason]
+
+
+def test_timestamp_pattern_is_the_one_the_codec_uses() -> None:
+    pattern = load_schema("event")["properties"]["timestamp"]["pattern"]
+    assert pattern == codecs.RFC3339_PATTERN
+
+
+def test_fast_path_was_written_for_this_schema() -> None:
+    fingerprint = codecs._schema_fingerprint(load_schema("event"))
+    assert codecs.FAST_PATH_ENABLED, (
+        "event.schema.json changed: review schemas.codecs._fast_event_ok against it (it must "
+        "accept nothing the schema rejects), then set _FAST_PATH_SCHEMA_SHA256 = "
+        f"{fingerprint!r}"
+    )
+
+
+def test_fingerprint_ignores_annotations_only() -> None:
+    schema = load_schema("event")
+    base = codecs._schema_fingerprint(schema)
+    schema["description"] = "reworded"
+    schema["properties"]["event_id"]["description"] = "reworded"
+    assert codecs._schema_fingerprint(schema) == base
+    schema["definitions"]["id"]["maxLength"] = 512
+    assert codecs._schema_fingerprint(schema) != base
+
+
+def test_load_schema_returns_a_fresh_copy() -> None:
+    first = load_schema("event")
+    first["required"].clear()
+    assert load_schema("event")["required"]
