@@ -1,57 +1,35 @@
-"""The Faust application: wires the stages together. Read top to bottom, it is the flow.
+"""The Faust application: settings in, a wired worker out. Read it to see the flow.
 
-    views / clicks / purchases ──► ingest agent (decode, validate, dead-letter, re-key)
+    views / clicks / purchases / user_erasure
+        ──► ingest agent (decode, validate, dead-letter, re-key by user)   agents/ingest_agent
         ──► events-by-user (one bundle per user partition per micro-batch)
-        ──► state agent, one actor per partition:
-              state (users table, trending table) → candidates → score → emit
+        ──► state agent, one actor per partition                           agents/state_agent
+              state (users + trending tables) → candidates → score → emit
         ──► recommendations (key = user_id)
-
-Every table write happens inside the state agent while the current Faust event is one of the
-batch's own events, so state lands in the RocksDB database and changelog partition of the
-partition that owns the user (see DESIGN.md's pitfall).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
-from schemas.codecs import DecodeLimits, EventType, encode_dead_letter
+from schemas.codecs import DecodeLimits, EventType
+from schemas.reasons import RejectReason
 from streams import __version__
-from streams.candidates import candidates_for
-from streams.emit import build_emission
-from streams.ingest import (
-    IngestBatch,
-    Pseudonymiser,
-    RawMessage,
-    decode_bundle,
-    encode_bundle,
-    ingest,
-)
+from streams.agents.ingest_agent import IngestAgent
+from streams.agents.state_agent import StateAgent
 from streams.kafka_clients import faust_credentials
 from streams.metrics import Metrics, create_metrics
-from streams.scoring import FALLBACK_REASONS, Scorer, score_users
+from streams.scoring import FALLBACK_REASONS, Scorer
 from streams.settings import Settings
-from streams.state.batch import UserRecord, apply_batch, update_trending
 from streams.state.bounds import StateBounds
-from streams.state.trending import TrendingBoard
-from streams.state.user_state import Outcome
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TRENDING_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 @dataclass
 class Worker:
@@ -62,6 +40,8 @@ class Worker:
     metrics: Metrics
     users: Any  # faust Table: user_id (bytes) -> UserRecord bytes
     trending: Any  # faust Table: "p<partition>" -> TrendingBoard bytes
+    decode_limits: DecodeLimits
+    bounds: StateBounds
     scorer: Scorer | None = None
     model_error: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -163,11 +143,12 @@ def create_worker(
         partitions=settings.topic_partitions,
     )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
-                    trending=trending, scorer=scorer)
+                    trending=trending, decode_limits=decode_limits(settings),
+                    bounds=state_bounds(settings), scorer=scorer)
     _preinitialise_label_sets(worker)
     _wire_agents(worker)
-    from streams.web import register_views
     from streams.observe import register_observers
+    from streams.web import register_views
 
     register_views(worker)
     register_observers(worker)
@@ -176,157 +157,25 @@ def create_worker(
 
 def _preinitialise_label_sets(worker: Worker) -> None:
     """Expose zero-valued series for every known reason, so rates start at 0, not absent."""
-    from schemas.reasons import RejectReason
-
     for reason in RejectReason:
         worker.metrics.events_rejected.labels(reason=reason.value)
         worker.metrics.dead_letters.labels(reason=reason.value)
-    for reason in FALLBACK_REASONS:
-        worker.metrics.fallbacks.labels(reason=reason)
+    for fallback in FALLBACK_REASONS:
+        worker.metrics.fallbacks.labels(reason=fallback)
 
 
 def _wire_agents(worker: Worker) -> None:
-    settings, app, metrics = worker.settings, worker.app, worker.metrics
-    input_topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes)
-    by_user_topic = app.topic(
-        settings.topic_events_by_user, key_type=bytes, value_type=bytes,
-        partitions=settings.topic_partitions,
+    settings, app = worker.settings, worker.app
+    inputs = app.topic(*settings.input_topics, settings.topic_user_erasure,
+                       key_type=bytes, value_type=bytes)
+    by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
+                        partitions=settings.topic_partitions)
+    recommendations = app.topic(settings.topic_recommendations, key_type=bytes,
+                                value_type=bytes)
+    dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
+    app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(
+        IngestAgent(worker, by_user, dead_letters).__call__
     )
-    recommendations_topic = app.topic(settings.topic_recommendations, key_type=bytes,
-                                      value_type=bytes)
-    dead_letter_topic = app.topic(settings.topic_dead_letter, key_type=bytes,
-                                  value_type=bytes)
-    limits = decode_limits(settings)
-    bounds = state_bounds(settings)
-    pseudonymise = (
-        Pseudonymiser(settings.pseudonymisation_key.encode("utf-8"))
-        if settings.pseudonymisation_key else None
-    )
-
-    async def ingest_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_events, settings.batch_max_seconds
-        ):
-            batch = ingest(
-                (_raw(event) for event in events),
-                limits=limits,
-                partitions=settings.topic_partitions,
-                now_ms=now_ms(),
-                pseudonymise=pseudonymise,
-            )
-            await _send_ingest_results(batch)
-
-    async def _send_ingest_results(batch: IngestBatch) -> None:
-        for dead in batch.dead_letters:
-            reason = dead.rejection.reason.value
-            message = dead.message
-            log.warning(
-                "dead-lettered message from %s[%d]@%d: reason=%s event_id=%s detail=%s",
-                message.topic, message.partition, message.offset, reason,
-                dead.rejection.event_id, dead.rejection.detail,
-            )
-            await dead_letter_topic.send(
-                key=message.key,
-                value=encode_dead_letter(
-                    dead.rejection,
-                    raw_key=message.key,
-                    raw_value=message.value,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=message.timestamp_ms,
-                    received_at_ms=now_ms(),
-                ),
-            )
-            metrics.events_rejected.labels(reason=reason).inc()
-            metrics.dead_letters.labels(reason=reason).inc()
-        for (topic, event_type), count in batch.consumed.items():
-            metrics.events_consumed.labels(topic=topic, event_type=event_type).inc(count)
-        for partition, bundle in batch.bundles.items():
-            await by_user_topic.send(
-                key=f"p{partition}".encode(), value=encode_bundle(bundle), partition=partition
-            )
-
-    async def state_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            max(1, settings.batch_max_events // 10), settings.batch_max_seconds
-        ):
-            await _process_bundles(stream, events)
-
-    async def _process_bundles(stream: faust.StreamT, events: Sequence[EventT]) -> None:
-        started = time.perf_counter()
-        # All events of this batch come from one partition (isolated_partitions=True).
-        # Table writes need a current event: make it the batch's newest event.
-        stream._set_current_event(events[-1])  # noqa: SLF001 - see module docstring
-        partition = events[-1].message.partition
-        decoded = [ev for event in events for ev in decode_bundle(event.value)]
-        update = apply_batch(decoded, lambda user: _load_user(worker, user), bounds)
-        board_key = f"p{partition}".encode()
-        stored_board = worker.trending.get(board_key)
-        board = (
-            TrendingBoard.from_bytes(stored_board) if stored_board
-            else TrendingBoard.empty(settings.trending_half_life_s)
-        )
-        board = update_trending(
-            board, update.fresh_events, DEFAULT_TRENDING_WEIGHTS,
-            settings.trending_half_life_s, settings.trending_capacity,
-        )
-        worker.trending[board_key] = board.to_bytes()
-
-        metrics.duplicates_dropped.inc(update.outcomes[Outcome.DUPLICATE])
-        metrics.late_events.inc(update.outcomes[Outcome.LATE])
-        changed = {user: update.users[user] for user in update.changed}
-        candidates = {
-            user: candidates_for(record.state, exclude_recent=settings.exclude_recent)
-            for user, record in changed.items()
-        }
-        generated = now_ms()
-        scored, report = score_users(
-            candidates, worker.scorer, board, k=settings.top_k, now_ms=generated
-        )
-        if report.users_scored:
-            metrics.scoring_batch_seconds.observe(report.seconds)
-            metrics.scoring_user_seconds.observe(report.seconds / report.users_scored)
-        model = (worker.scorer.name, worker.scorer.version) if worker.scorer else None
-        for user, record in changed.items():
-            emission = build_emission(
-                user, record.state, scored[user], model=model, generated_at_ms=generated
-            )
-            worker.users[user.encode("utf-8")] = UserRecord(
-                record.state, emission.value
-            ).to_bytes()
-            await recommendations_topic.send(key=emission.key, value=emission.value)
-            if emission.fallback:
-                metrics.fallbacks.labels(reason=emission.fallback).inc()
-            metrics.freshness_seconds.observe(
-                max(0.0, (now_ms() - emission.trigger_time_ms) / 1000.0)
-            )
-        metrics.recommendations_emitted.inc(len(changed))
-        metrics.batch_size.observe(len(decoded))
-        metrics.batch_processing_seconds.observe(time.perf_counter() - started)
-        log.debug(
-            "partition %d: %d events, %d users, %d recommendations in %.1f ms",
-            partition, len(decoded), len(update.users), len(changed),
-            (time.perf_counter() - started) * 1000,
-        )
-
-    app.agent(input_topic, name="streamrec.ingest", isolated_partitions=True)(ingest_agent)
-    app.agent(by_user_topic, name="streamrec.state", isolated_partitions=True)(state_agent)
-
-
-def _load_user(worker: Worker, user_id: str) -> UserRecord | None:
-    stored = worker.users.get(user_id.encode("utf-8"))
-    return UserRecord.from_bytes(stored) if stored else None
-
-
-def _raw(event: EventT) -> RawMessage:
-    message = event.message
-    timestamp = message.timestamp
-    return RawMessage(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(timestamp * 1000) if timestamp else None,
-        key=message.key,
-        value=message.value,
+    app.agent(by_user, name="streamrec.state", isolated_partitions=True)(
+        StateAgent(worker, recommendations).__call__
     )

@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """train, evaluate and bench-scoring live in ``models`` (the offline side)."""
     from models.cli_evaluate import add_evaluate_parser, run_evaluate
+
     from models.cli_train import (
         add_bench_scoring_parser,
         add_train_parser,

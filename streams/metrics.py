@@ -38,6 +38,8 @@ class Metrics:
     dead_letters: Counter
     duplicates_dropped: Counter
     late_events: Counter
+    users_erased: Counter
+    users_expired: Counter
     batch_size: Histogram
     batch_processing_seconds: Histogram
     scoring_batch_seconds: Histogram
@@ -92,6 +94,16 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         late_events=Counter(
             name("late_events"),
             "Events older than the reorder window: applied to aggregates only.",
+            registry=registry,
+        ),
+        users_erased=Counter(
+            name("users_erased"),
+            "Users whose state and last recommendation were erased on request.",
+            registry=registry,
+        ),
+        users_expired=Counter(
+            name("users_expired"),
+            "Users removed from state after the inactivity TTL.",
             registry=registry,
         ),
         batch_size=Histogram(

@@ -42,10 +42,14 @@ class UserRecord:
 
 @dataclass
 class BatchUpdate:
-    """New per-user records and what happened to each event."""
+    """New per-user records and what happened to each event.
+
+    ``users`` holds every user the batch touched, including users whose events were all
+    duplicates: rewriting and re-announcing them is what repairs a crash between a local
+    state write and its changelog record or recommendation (at-least-once redelivery).
+    """
 
     users: dict[str, UserRecord] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
     fresh_events: list[Event] = field(default_factory=list)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
 
@@ -68,12 +72,10 @@ def apply_batch(
     for user_id, user_events in group_by_user(events).items():
         stored = load(user_id)
         state = stored.state if stored is not None else None
-        changed = False
         for event in user_events:
             state, outcome = apply_event(state, event, bounds)
             update.outcomes[outcome] += 1
             if outcome is not Outcome.DUPLICATE:
-                changed = True
                 update.fresh_events.append(event)
         if state is None:  # unreachable: apply_event always returns a state
             continue
@@ -81,8 +83,6 @@ def apply_batch(
             state=state,
             last_recommendation=stored.last_recommendation if stored else None,
         )
-        if changed:
-            update.changed.add(user_id)
     return update
 
 

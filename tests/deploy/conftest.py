@@ -53,9 +53,7 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
     return [
-        (path, doc)
-        for path in sorted(K8S_DIR.glob("*.yaml"))
-        for doc in load_yaml_documents(path)
+        (path, doc) for path in sorted(K8S_DIR.glob("*.yaml")) for doc in load_yaml_documents(path)
     ]
 
 

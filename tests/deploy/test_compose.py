@@ -61,11 +61,16 @@ def test_worker_scales(services: dict[str, Any]) -> None:
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
-def test_worker_model_directory_is_mounted_read_only(services: dict[str, Any]) -> None:
+def test_worker_model_directory_is_optional_and_mounted_read_only(
+    services: dict[str, Any],
+) -> None:
     worker = services["worker"]
     (models,) = [v for v in worker["volumes"] if isinstance(v, dict)]
     assert models["type"] == "bind" and models["read_only"] is True
-    assert worker["environment"]["STREAMREC_MODEL_DIR"].startswith(models["target"] + "/")
+    assert models["source"] == "./models_out" and models["target"] == "/models"
+    # No value: taken from the shell running compose, unset (trending only) when it has none.
+    assert worker["environment"]["STREAMREC_MODEL_DIR"] is None
+    assert "STREAMREC_MODEL_DIR=/models/current docker compose up" in COMPOSE_FILE.read_text()
 
 
 def test_bind_mounted_config_exists(services: dict[str, Any]) -> None:

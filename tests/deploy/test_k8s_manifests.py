@@ -60,8 +60,12 @@ def test_manifests_validate_against_the_kubernetes_schemas(k8s_documents: Docs) 
 
 def test_the_validator_rejects_a_misspelt_field(worker: dict[str, Any]) -> None:
     """Strict validation means something: an unknown field fails."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
-           "spec": {"containers": [{**worker, "imagePullPolicyy": "Always"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "x"},
+        "spec": {"containers": [{**worker, "imagePullPolicyy": "Always"}]},
+    }
     with pytest.raises(kubernetes_validate.ValidationError, match="imagePullPolicyy"):
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from deploy_support import (
-    TARGET_LABELS,
     DASHBOARD_FILE,
     RULES_FILE,
+    TARGET_LABELS,
     Exposition,
     PromQLRefs,
     iter_panels,
@@ -62,7 +62,9 @@ def test_every_queried_metric_is_exposed_or_recorded(
     exposition: Exposition,
     recording_rules: list[dict[str, Any]],
 ) -> None:
-    known = exposition.sample_names | set(PROMETHEUS_SERIES) | {r["record"] for r in recording_rules}
+    known = (
+        exposition.sample_names | set(PROMETHEUS_SERIES) | {r["record"] for r in recording_rules}
+    )
     unknown = [
         f"{where}: {name}"
         for where, expr in all_exprs
@@ -102,9 +104,7 @@ def test_dashboard_charts_every_exposed_metric(
 ) -> None:
     used = set().union(*(parse_promql_refs(e).metric_names for _, e in dashboard_exprs(dashboard)))
     unused = sorted(
-        family
-        for family, samples in exposition.samples_by_family.items()
-        if not samples & used
+        family for family, samples in exposition.samples_by_family.items() if not samples & used
     )
     assert not unused, f"metrics the worker exposes but no dashboard panel shows: {unused}"
 
@@ -117,13 +117,15 @@ def test_dashboard_charts_every_exposed_metric(
             {"a_bucket"},
             {"le"},
         ),
-        ("sum(rate(a_total[$__rate_interval])) / ignoring(reason) group_left b", {"a_total", "b"},
-         {"reason"}),
+        (
+            "sum(rate(a_total[$__rate_interval])) / ignoring(reason) group_left b",
+            {"a_total", "b"},
+            {"reason"},
+        ),
         ("a > 1e3 and on (job) deriv(b:c:d[10m]) > 0 offset 5m", {"a", "b:c:d"}, {"job"}),
         ('absent(up{job="w"} == 1) or vector(0)', {"up"}, set()),
         ('label_replace(x, "dst", "$1", "src", "(.*)") unless bool y', {"x", "y"}, set()),
-        ("topk(10, max without (partition) (lag{instance=~\"$instance\"}))", {"lag"},
-         {"partition"}),
+        ('topk(10, max without (partition) (lag{instance=~"$instance"}))', {"lag"}, {"partition"}),
     ],
 )
 def test_parse_promql_refs(expr: str, names: set[str], grouping: set[str]) -> None:

@@ -56,11 +56,8 @@ def test_promtool_check_rules(promtool: str) -> None:
 def test_promtool_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The check above means something: promtool really parses the expressions."""
     broken = tmp_path / "broken.yml"
-    broken.write_text(
-        yaml.safe_dump({"groups": [{"name": "g", "rules": [
-            {"record": "job:x:rate5m", "expr": "sum(rate(x[5m])"},
-        ]}]})
-    )
+    rule = {"record": "job:x:rate5m", "expr": "sum(rate(x[5m])"}  # unbalanced parenthesis
+    broken.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [rule]}]}))
     result = run_tool([promtool, "check", "rules", str(broken)])
     assert result.returncode != 0
 
