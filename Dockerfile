@@ -14,8 +14,9 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 
 # pyproject.toml pins torch; PyPI's default Linux torch wheel pulls in several GB of CUDA
-# libraries, so torch comes from PyTorch's CPU wheel index (its 2.x.y+cpu build satisfies the
-# pin). Build with --build-arg TORCH_INDEX_URL= to install from PyPI only.
+# libraries, so torch alone is installed first from PyTorch's CPU wheel index, at the version
+# pyproject.toml pins (its +cpu build satisfies the pin); everything else comes from PyPI.
+# Build with --build-arg TORCH_INDEX_URL= to take torch from PyPI too.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -29,7 +30,14 @@ COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY models ./models
 COPY schemas ./schemas
-RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} .
+# DL3013 (unpinned pip install): torch's pin is read from pyproject.toml, "." is this project.
+# hadolint ignore=DL3013
+RUN if [ -n "$TORCH_INDEX_URL" ]; then \
+        torch_pin="$(sed -nE 's/.*"(torch==[^"]+)".*/\1/p' pyproject.toml)" \
+        && test -n "$torch_pin" \
+        && pip install --index-url "$TORCH_INDEX_URL" "$torch_pin"; \
+    fi \
+    && pip install .
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

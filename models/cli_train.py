@@ -98,7 +98,9 @@ def _overrides(pairs: list[str], model: str) -> dict[str, Any]:
 
 def _ensure_logging() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -23,21 +23,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 
-from models.errors import InvalidInputError
+from models.data import Benchmark, Vocabulary, load_benchmark
+from models.errors import InvalidInputError, UnknownModelError
 from models.protocol import Session, SessionRecommender, top_k_from_scores
 
 log = logging.getLogger(__name__)
 
 DEFAULT_K_VALUES = (10, 20)
 MISS = np.iinfo(np.int64).max
-"""Rank given to a target that is not in a top-k list (or whose score is NaN)."""
+"""Rank given to a target whose score is NaN (never a hit)."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +74,6 @@ def ranks_from_scores(
     ranks = np.count_nonzero(scores[:, 1:] >= target_scores, axis=1).astype(np.int64)
     ranks[ranks == 0] = MISS  # NaN target score: nothing compares >=, not even itself
     return ranks
-
-
-def ranks_from_top_k(
-    top_k: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """1-based position of each target in its best-first list, :data:`MISS` if absent.
-
-    >>> ranks_from_top_k(np.array([[5, 3], [1, 2]]), np.array([3, 4])).tolist()[0]
-    2
-    """
-    hits = top_k == targets[:, None]  # (B, K)
-    found = hits.any(axis=1)
-    return np.where(found, hits.argmax(axis=1) + 1, MISS).astype(np.int64)
 
 
 def metrics_from_ranks(
@@ -182,54 +171,119 @@ def evaluate(
     return _finish(ranks, covered, ks, started)
 
 
-def evaluate_top_k(
-    recommend: Callable[[Sequence[Session], int], npt.NDArray[np.int64]],
-    prefixes: Sequence[Session],
-    targets: npt.ArrayLike,
-    n_items: int,
-    k_values: Sequence[int] = DEFAULT_K_VALUES,
-    batch_size: int = 256,
-) -> EvaluationResult:
-    """Evaluation from best-first top-K lists only (K = the largest k), for scorers that do
-    not expose full score rows. ``@k`` metrics are exact for k <= K; ties are broken by the
-    scorer, not pessimistically. Entries outside ``1..n_items`` (e.g. unknown ids mapped to 0)
-    never hit.
-    """
-    targets_arr, ks = _check_inputs(prefixes, targets, k_values, batch_size)
-    started = time.perf_counter()
-    ranks: list[npt.NDArray[np.int64]] = []
-    covered = np.zeros(n_items + 1, dtype=bool)
-    for start in range(0, len(prefixes), batch_size):
-        batch = prefixes[start : start + batch_size]
-        top = np.asarray(recommend(batch, ks[-1]), dtype=np.int64)
-        if top.ndim != 2 or top.shape[0] != len(batch):
-            raise InvalidInputError(f"top-k lists of shape {top.shape} for {len(batch)} rows")
-        top = np.where((top >= 1) & (top <= n_items), top, 0)
-        ranks.append(ranks_from_top_k(top, targets_arr[start : start + batch_size]))
-        covered[top.ravel()] = True
-    covered[0] = False
-    return _finish(ranks, covered, ks, started)
-
-
 def render_table(results: Mapping[str, EvaluationResult]) -> str:
     """A fixed-width table, one row per named result, metrics as fractions.
 
     >>> r = EvaluationResult({"hr@20": 0.5, "mrr@20": 0.25}, cases=4)
     >>> print(render_table({"pop": r}))
-    model   hr@20   mrr@20  cases
-    pop    0.5000   0.2500      4
+    model  hr@20 mrr@20  cases
+    pop   0.5000 0.2500      4
     """
     keys: list[str] = []
     for result in results.values():
         keys.extend(k for k in result.metrics if k not in keys)
     name_w = max([5, *(len(n) for n in results)])
     widths = [max(6, len(k)) for k in keys]
-    header = "model".ljust(name_w) + "".join(f" {k:>{w}}" for k, w in zip(keys, widths))
+    columns = list(zip(keys, widths, strict=True))
+    header = "model".ljust(name_w) + "".join(f" {k:>{w}}" for k, w in columns)
     lines = [header + "  cases"]
     for name, result in results.items():
         cells = "".join(
             f" {result.metrics[k]:>{w}.4f}" if k in result.metrics else " " * (w + 1)
-            for k, w in zip(keys, widths)
+            for k, w in columns
         )
         lines.append(f"{name.ljust(name_w)}{cells} {result.cases:>6}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- model specs
+def evaluate_benchmark(
+    benchmark_dir: Path,
+    model_spec: str,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> EvaluationResult:
+    """Load a benchmark directory and evaluate ``model_spec`` on its test cases (see
+    :func:`evaluate_model_on`)."""
+    return evaluate_model_on(
+        load_benchmark(Path(benchmark_dir)), model_spec, k_values, batch_size, device
+    )
+
+
+def evaluate_model_on(
+    benchmark: Benchmark,
+    model_spec: str,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> EvaluationResult:
+    """Evaluate ``model_spec`` (a key of ``models.baselines.BASELINES``, fitted on the
+    benchmark's training sessions, or a trained model directory, served through
+    ``models.serving.OnnxRecommender``) on ``benchmark``'s test cases."""
+    from models.baselines import BASELINES
+
+    factory = BASELINES.get(model_spec)
+    if factory is not None:
+        recommender = factory()
+        started = time.perf_counter()
+        recommender.fit(benchmark.train_sessions, benchmark.n_items)
+        log.info("fitted %s in %.1fs", model_spec, time.perf_counter() - started)
+        return evaluate(
+            recommender, benchmark.test_prefixes, benchmark.test_targets, k_values, batch_size
+        )
+    model_dir = Path(model_spec)
+    if not (model_dir / "model.onnx").is_file():
+        raise UnknownModelError(
+            f"model {model_spec!r} is neither a baseline ({', '.join(BASELINES)}) nor a "
+            "model directory containing model.onnx"
+        )
+    recommender = _load_model_dir(model_dir, benchmark.vocabulary, device)
+    return evaluate(
+        recommender, benchmark.test_prefixes, benchmark.test_targets, k_values, batch_size
+    )
+
+
+def _load_model_dir(model_dir: Path, vocabulary: Vocabulary, device: str) -> SessionRecommender:
+    """The ONNX artifact the stream serves, as a recommender over ``vocabulary``'s indices."""
+    from models.serving import OnnxRecommender  # imports onnxruntime: only when needed
+
+    recommender = OnnxRecommender(model_dir, device=device)
+    model_vocabulary: Vocabulary = recommender.scorer.vocabulary
+    if model_vocabulary.items == vocabulary.items:
+        return recommender
+    log.info("%s: mapping the data's item ids onto the model's vocabulary", model_dir)
+    return ReindexedRecommender(recommender, model_vocabulary, vocabulary)
+
+
+class ReindexedRecommender:
+    """Wraps a fitted recommender whose item indices come from another vocabulary.
+
+    Prefixes in ``outer`` indices are mapped to the model's (``inner``) indices by external
+    id; items the model does not know score ``-inf`` (so they are never recommended and a
+    target the model cannot know is a miss). ``fit`` does nothing: the model is trained.
+    """
+
+    def __init__(self, inner: SessionRecommender, inner_vocab: Vocabulary, outer: Vocabulary):
+        self.inner = inner
+        self.name = inner.name
+        # (n_outer + 1,) inner index of every outer index, 0 = unknown to the model
+        self._to_inner = np.asarray([0, *inner_vocab.encode(outer.items)], dtype=np.int64)
+
+    def fit(self, sessions: Sequence[Session], n_items: int) -> None:
+        return None
+
+    def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
+        to_inner = self._to_inner
+        inner = self.inner.score([[int(to_inner[i]) for i in p] for p in prefixes])
+        out = inner[:, to_inner]  # (B, n_outer + 1)
+        out[:, to_inner == 0] = -np.inf
+        return out
+
+    def rank(
+        self,
+        prefixes: Sequence[Session],
+        k: int,
+        exclude: Sequence[Sequence[int]] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        return top_k_from_scores(self.score(prefixes), k, exclude)

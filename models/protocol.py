@@ -52,6 +52,10 @@ def top_k_from_scores(
 ) -> npt.NDArray[np.int64]:
     """Best-first top-``k`` columns of each row, never column 0, never an excluded index.
 
+    Deterministic: equal scores are ordered by lower index first; NaN ranks like ``-inf``.
+    ``k`` is capped at ``n_items``; an excluded item can only appear when fewer than ``k``
+    items are left.
+
     >>> import numpy as np
     >>> s = np.array([[0.0, 0.1, 0.9, 0.5]], dtype=np.float32)
     >>> top_k_from_scores(s, 2).tolist()
@@ -59,15 +63,45 @@ def top_k_from_scores(
     >>> top_k_from_scores(s, 2, exclude=[[2]]).tolist()
     [[3, 1]]
     """
-    neg = np.negative(scores, dtype=np.float32)  # one copy; smallest = best
-    neg[:, 0] = np.inf
+    neg = np.negative(scores[:, 1:], dtype=np.float32)  # (B, n) copy; smallest = best
+    neg[np.isnan(neg)] = np.inf
     if exclude is not None:
         for row, items in enumerate(exclude):
-            if len(items):
-                neg[row, np.asarray(items, dtype=np.int64)] = np.inf
-    k = min(k, neg.shape[1] - 1)
+            cols = np.asarray(items, dtype=np.int64)
+            cols = cols[(cols >= 1) & (cols <= neg.shape[1])]
+            neg[row, cols - 1] = np.inf
+    k = min(k, neg.shape[1])
     if k < 1:
         raise ValueError(f"k must be >= 1 and the catalogue non-empty (k={k})")
-    part = np.argpartition(neg, kth=k - 1, axis=1)[:, :k]  # (B, k) unordered
-    order = np.take_along_axis(neg, part, axis=1).argsort(axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return _smallest_k(neg, k) + 1
+
+
+def _smallest_k(neg: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+    """Column indices of the ``k`` smallest values per row, by (value, index)."""
+    n_rows, width = neg.shape
+    n_chunks = 4 * k
+    mask = np.zeros(neg.shape, dtype=bool)
+    if width >= 16 * n_chunks:
+        # Fast path: the k-th smallest of n_chunks chunk minima bounds the k-th smallest
+        # value from above, so `neg <= bound` holds every winner plus a few others.
+        chunk = width // n_chunks
+        minima = neg[:, : chunk * n_chunks].reshape(n_rows, n_chunks, chunk).min(axis=2)
+        bound = np.partition(minima, k - 1, axis=1)[:, k - 1 : k]  # (B, 1)
+        np.less_equal(neg, bound, out=mask)  # (B, n)
+        counts = np.count_nonzero(mask, axis=1)
+        slow = counts > 64 * k  # heavy ties at the bound: use the exact path below
+        mask[slow] = False
+    else:
+        slow = np.ones(n_rows, dtype=bool)
+    if slow.any():
+        sub = neg[slow]
+        kth = np.partition(sub, k - 1, axis=1)[:, k - 1 : k]  # (b, 1) k-th smallest value
+        better = sub < kth
+        ties = sub == kth
+        room = k - np.count_nonzero(better, axis=1, keepdims=True)  # ties to take, by index
+        mask[slow] = better | (ties & (np.cumsum(ties, axis=1) <= room))
+    rows, cols = np.divmod(np.flatnonzero(mask), width)  # flatnonzero: much faster
+    order = np.lexsort((cols, neg[rows, cols], rows))  # per row: value, then index
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    return cols[starts[:, None] + np.arange(k)].astype(np.int64)  # (B, k)

@@ -105,9 +105,10 @@ def write_model_dir(
     parity = export_onnx(model, out_dir / MODEL_FILE)
     vocabulary.save(out_dir / VOCAB_FILE)
     _write_json(out_dir / CONFIG_FILE, asdict(model.config))
+    default_version = created.strftime("%Y%m%dT%H%M%SZ") + "-" + training_data_fingerprint[:8]
     meta = {
         "name": name or model.architecture,
-        "version": version or created.strftime("%Y%m%dT%H%M%SZ") + "-" + training_data_fingerprint[:8],
+        "version": version or default_version,
         "created_at": created.isoformat(timespec="seconds"),
         "architecture": model.architecture,
         "n_items": model.config.n_items,

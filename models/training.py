@@ -42,7 +42,9 @@ class TrainSettings:
     seed: int = 0  # seeds weights, dropout and batch order
     device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu" or "cuda"
     num_threads: int | None = None  # torch CPU threads (None = leave torch's default)
-    bf16: bool = False  # bfloat16 matrix products in the loss (faster on AMX CPUs and GPUs)
+    negatives: int = 0  # 0: full-softmax loss; > 0: sampled softmax with this many shared
+    # uniform negatives per step (only when the catalogue is over twice as large)
+    bf16: bool = False  # bfloat16 matrix products in the full-softmax loss
     progress: bool = True  # tqdm progress bars on stderr
 
 
@@ -165,7 +167,7 @@ def train_model(
             sessions, settings.valid_fraction, settings.seed, settings.valid_max_cases
         )
         valid = (valid_prefixes, valid_targets)
-    elif valid is not None and settings.valid_max_cases and len(valid[0]) > settings.valid_max_cases:
+    elif valid is not None and len(valid[0]) > (settings.valid_max_cases or len(valid[0])):
         keep = np.sort(
             np.random.default_rng(settings.seed).choice(
                 len(valid[0]), settings.valid_max_cases, replace=False
@@ -183,7 +185,8 @@ def train_model(
     model.prepare(sessions)
     model.to(device)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+        fused=device.type in ("cpu", "cuda"),
     )
     checkpoints = Path(out_dir) / "checkpoints" if out_dir is not None else None
     if checkpoints is not None:
@@ -212,7 +215,9 @@ def train_model(
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not settings.progress, leave=False)
         for index in bar:
             ids, lengths = collate(windows, index)
-            loss = model.loss(ids.to(device), lengths.to(device), bf16=settings.bf16)
+            loss = model.loss(
+                ids.to(device), lengths.to(device), settings.negatives, settings.bf16
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,10 +1,14 @@
 """Decode events, encode recommendations and dead letters: the Python side of the contracts.
 
 The JSON Schema files beside this module are the contract. They are read from the package
-(``importlib.resources``) and compiled once, at import, with fastjsonschema; every event is
-validated by the compiled event schema itself, so the codec cannot drift from the file. On top
-of the schema, :func:`decode_event` applies the rules that need context: which event types a
-topic carries and how far the timestamp may be from now (:class:`DecodeLimits`).
+(``importlib.resources``) and compiled once, at import, with fastjsonschema. An event is
+accepted only if the event schema accepts it: a fast path recognises the common shapes in a
+third of the compiled validator's time, and anything it is not sure of goes to the compiled
+schema, which also names the precise reason for a rejection. The fast path is switched off
+if the schema file changes (fingerprint check), and tests hold both to ``jsonschema``'s
+reference validation of the same file. On top of the schema, :func:`decode_event` applies the
+rules that need context: which event types a topic carries and how far the timestamp may be
+from now (:class:`DecodeLimits`).
 
 :func:`decode_event` never raises on input data. It returns an :class:`Event`, or a
 :class:`Rejection` whose ``reason`` is a stable :class:`~schemas.reasons.RejectReason` code:
@@ -29,7 +33,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -152,7 +156,8 @@ def format_rfc3339_ms(ms: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One decoded, validated event. ``properties`` is read-only (a mapping proxy)."""
+    """One decoded, validated event. ``event_type`` is an :class:`EventType` (a ``str``);
+    ``properties`` is read-only (a mapping proxy over the decoded JSON object)."""
 
     event_id: str
     event_type: EventType
@@ -218,10 +223,11 @@ class DecodeLimits:
     """How far ahead of ``now`` an event time may be (producer clock skew)."""
     max_past_age_s: float = 365 * 86_400.0
     """How far behind ``now`` an event time may be (late delivery, replays)."""
-    topic_event_types: Mapping[str, frozenset[EventType]] = field(
+    topic_event_types: Mapping[str, Collection[str]] = field(
         default_factory=default_topic_event_types, hash=False
     )
-    """Event types each topic may carry; a topic not in the map accepts all four."""
+    """Event types each topic may carry; a topic not in the map accepts all four. Stored as a
+    read-only map of ``frozenset[EventType]``."""
     future_ms: int = field(init=False, repr=False, compare=False)
     past_ms: int = field(init=False, repr=False, compare=False)
 
@@ -340,6 +346,17 @@ def decode_event(
     )
 
 
+def decode_events(
+    raws: Iterable[bytes | None],
+    topic: str,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    now_ms: int | None = None,
+) -> list[Event | Rejection]:
+    """:func:`decode_event` over a batch from one topic, with one clock reading for all."""
+    now = _now_ms() if now_ms is None else now_ms
+    return [decode_event(raw, topic, limits, now) for raw in raws]
+
+
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PROPERTY_CHECKS: Final[Mapping[str, Callable[[Any], bool]]] = {
     "price": lambda v: (type(v) is int or type(v) is float) and v >= 0,
@@ -427,17 +444,6 @@ if not FAST_PATH_ENABLED:
         "event.schema.json differs from the one the decoder's fast path was written for; "
         "using the compiled schema for every event (correct, slower)"
     )
-
-
-def decode_events(
-    raws: Iterable[bytes | None],
-    topic: str,
-    limits: DecodeLimits = DEFAULT_LIMITS,
-    now_ms: int | None = None,
-) -> list[Event | Rejection]:
-    """:func:`decode_event` over a batch from one topic, with one clock reading for all."""
-    now = _now_ms() if now_ms is None else now_ms
-    return [decode_event(raw, topic, limits, now) for raw in raws]
 
 
 def _undecodable(raw: bytes, exc: ValueError) -> Rejection:
@@ -646,8 +652,10 @@ def encode_dead_letter(
 
     For a failure after decoding, pass ``Rejection(RejectReason.PROCESSING_ERROR, detail,
     event.event_id)``. Key and value longer than ``max_original_bytes`` are cut to that many
-    bytes and ``truncated`` is set. Raises :class:`~schemas.errors.SchemaViolationError` if
-    the result would break dead_letter.schema.json (e.g. a negative offset).
+    bytes and ``truncated`` is set. A negative ``timestamp_ms`` (Kafka's -1, "no timestamp")
+    is written as null; ``detail`` is cut to 1024 characters. Raises
+    :class:`~schemas.errors.SchemaViolationError` if the result would still break
+    dead_letter.schema.json (e.g. a negative offset).
     """
     key_b64, key_cut = _b64(raw_key, max_original_bytes)
     value_b64, value_cut = _b64(raw_value, max_original_bytes)
@@ -655,12 +663,13 @@ def encode_dead_letter(
     message = {
         "schema_version": SCHEMA_VERSION,
         "reason": str(rejection.reason),
-        "detail": rejection.detail[:1024],
+        # "replace": a detail quoting an exception may hold lone surrogates JSON cannot carry.
+        "detail": rejection.detail[:1024].encode("utf-8", "replace").decode("utf-8"),
         "source": {
             "topic": topic,
             "partition": partition,
             "offset": offset,
-            "timestamp_ms": timestamp_ms,
+            "timestamp_ms": None if timestamp_ms is None or timestamp_ms < 0 else timestamp_ms,
         },
         "original_key_b64": key_b64,
         "original_value_b64": value_b64,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
+from models.errors import ModelsError
+from schemas.errors import SchemasError
 from streams.errors import StreamrecError
 
 
@@ -78,7 +81,20 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The offline commands live in ``models`` and import PyTorch: (module, add-parser, run).
+MODEL_COMMANDS = {
+    "train": ("models.cli_train", "add_train_parser", "run_train",
+              "train a model and write a servable model directory"),
+    "evaluate": ("models.cli_evaluate", "add_evaluate_parser", "run_evaluate",
+                 "full-ranking offline evaluation of a model or a baseline"),
+    "bench-scoring": ("models.cli_train", "add_bench_scoring_parser", "run_bench_scoring",
+                      "ONNX Runtime scoring latency and throughput of a model directory"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser. Model commands are imported only when ``command`` is one of them
+    (or unknown, e.g. for --help), so ``streamrec worker`` never imports PyTorch."""
     parser = argparse.ArgumentParser(
         prog="streamrec", description="Real-time recommendation stream processor."
     )
@@ -88,31 +104,62 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_settings(sub)
     _add_demo(sub)
-    _add_model_commands(sub)
+    _add_erase_user(sub)
+    _add_bench(sub)
+    stream_commands = set(sub.choices)
+    for name, (module_name, add_name, run_name, help_text) in MODEL_COMMANDS.items():
+        if command in stream_commands:
+            sub.add_parser(name, help=help_text)  # never parsed in this invocation
+            continue
+        module = importlib.import_module(module_name)
+        getattr(module, add_name)(sub).set_defaults(handler=getattr(module, run_name))
     return parser
 
 
-def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """train, evaluate and bench-scoring live in ``models`` (the offline side)."""
-    from models.cli_evaluate import add_evaluate_parser, run_evaluate
-
-    from models.cli_train import (
-        add_bench_scoring_parser,
-        add_train_parser,
-        run_bench_scoring,
-        run_train,
+def _add_erase_user(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "erase-user", help="erase a user's state and last recommendation (right to erasure)"
     )
+    parser.add_argument("user_id")
+    parser.set_defaults(handler=_run_erase_user)
 
-    add_train_parser(sub).set_defaults(handler=run_train)
-    add_evaluate_parser(sub).set_defaults(handler=run_evaluate)
-    add_bench_scoring_parser(sub).set_defaults(handler=run_bench_scoring)
+
+def _run_erase_user(args: argparse.Namespace) -> int:
+    import orjson
+
+    from streams.demo.replay import send_raw
+    from streams.settings import load_settings
+
+    settings = load_settings()
+    send_raw(settings, [(settings.topic_user_erasure, None,
+                         orjson.dumps({"user_id": args.user_id}))])
+    print(f"erasure requested on {settings.topic_user_erasure}")
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from streams.bench.command import add_bench_arguments
+
+    parser = sub.add_parser(
+        "bench", help="throughput/freshness benchmark: baseline, ceiling and streamrec"
+    )
+    add_bench_arguments(parser)
+    parser.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from streams.bench.command import run_bench
+
+    return run_bench(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.handler(args))
-    except StreamrecError as exc:
+    except (StreamrecError, ModelsError, SchemasError) as exc:
         print(f"streamrec: error: {exc}", file=sys.stderr)
         return 2
 

@@ -139,7 +139,10 @@ class Settings(BaseSettings):
         65536, ge=256, description="Larger input messages are dead-lettered."
     )
     max_future_skew_s: float = Field(
-        86400.0, gt=0, description="Events further in the future are dead-lettered."
+        300.0,
+        gt=0,
+        description="Events further in the future are dead-lettered (producer clock skew; "
+        "a far-future event would make every real event after it count as late).",
     )
     max_event_age_s: float = Field(
         365 * 86400.0, gt=0, description="Events older than this are dead-lettered."

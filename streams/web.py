@@ -44,8 +44,10 @@ def register_views(worker: Worker) -> None:
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
+        # aiohttp refuses a content_type with a charset; pass the header as it is.
         return self.bytes(
-            generate_latest(worker.metrics.registry), content_type=CONTENT_TYPE_LATEST
+            generate_latest(worker.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
     @app.page("/healthz")

@@ -64,7 +64,8 @@ def popularity_prior(items: npt.NDArray[np.int64], n_items: int) -> npt.NDArray[
     """Item occurrence counts scaled into ``[0, 1)`` (column 0 is 0)."""
     counts = np.bincount(items, minlength=n_items + 1).astype(np.float64)
     counts[0] = 0.0
-    return (counts / (counts.max() + 1.0)).astype(np.float32)
+    prior = (counts / (counts.max() + 1.0)).astype(np.float32)
+    return np.minimum(prior, np.nextafter(np.float32(1.0), np.float32(0.0)))
 
 
 def tiered_scores(
@@ -73,11 +74,12 @@ def tiered_scores(
     """Final (B, n_items + 1) scores: items with a positive primary score rank above all
     others, ordered by it (scaled into ``(1, 2]`` per row); the rest are ordered by ``prior``
     (in ``[0, 1)``) or tied at 0 when ``prior`` is None. Column 0 is ``-inf``."""
-    primary = np.asarray(primary, dtype=np.float64)
+    primary = np.asarray(primary, dtype=np.float32)  # (B, n + 1)
     row_max = primary.max(axis=1, keepdims=True)
-    scaled = 1.0 + primary / np.where(row_max > 0, row_max, 1.0)
-    fallback = np.zeros_like(primary) if prior is None else np.broadcast_to(prior, primary.shape)
-    out = np.where(primary > 0, scaled, fallback).astype(np.float32)
+    out = primary * (1.0 / np.where(row_max > 0, row_max, 1.0)).astype(np.float32)
+    out += 1.0
+    fallback = np.float32(0.0) if prior is None else prior
+    np.copyto(out, fallback, where=primary <= 0)
     out[:, 0] = -np.inf
     return out
 

@@ -52,20 +52,20 @@ def pad_batch(
 class _FullSoftmaxCE(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ items.T`` against ``targets`` over the whole
     catalogue, with the softmax gradient computed in the forward pass: about half the
-    memory traffic of ``F.cross_entropy(hidden @ items.T, targets)`` and, with ``bf16``,
-    the three large matrix products run in bfloat16 (fp32 accumulation; AMX on recent
-    Xeons), softmax and loss in float32."""
+    memory traffic of ``F.cross_entropy(hidden @ items.T, targets)``. With ``bf16`` the
+    three large matrix products run in bfloat16 (fp32 accumulation, AMX on recent Xeons)
+    and the ``(n, N)`` probabilities are kept in bfloat16 (softmax computed in fp32)."""
 
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 bf16: bool) -> torch.Tensor:
         dtype = torch.bfloat16 if bf16 else hidden.dtype
         h, w = hidden.detach().to(dtype), items.detach().to(dtype)
-        probs = torch.softmax(h @ w.T, dim=1, dtype=torch.float32)  # (n, N)
+        probs = torch.softmax(h @ w.T, dim=1)  # (n, N)
         rows = torch.arange(len(targets), device=targets.device)
-        loss = -probs[rows, targets].clamp_min(1e-30).log().mean()
+        loss = -probs[rows, targets].float().clamp_min(1e-30).log().mean()
         probs[rows, targets] -= 1.0  # d loss_sum / d logits
-        ctx.save_for_backward(probs.to(dtype), h, w)
+        ctx.save_for_backward(probs, h, w)
         return loss
 
     @staticmethod
@@ -75,6 +75,30 @@ class _FullSoftmaxCE(torch.autograd.Function):
         grad_hidden = (grad_logits @ w).float() * scale  # (n, d)
         grad_items = (grad_logits.T @ h).float() * scale  # (N, d)
         return grad_hidden, grad_items, None, None
+
+
+class _Normalize(torch.autograd.Function):
+    """``F.normalize(x, dim=-1)`` with a fused backward (fewer passes over big tables)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        y = x / norm
+        ctx.save_for_backward(y, norm)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        y, norm = ctx.saved_tensors
+        return (grad - y * (grad * y).sum(dim=-1, keepdim=True)) / norm
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Unit rows along the last axis; the fused version when training, ``F.normalize`` for
+    inference and export (plain ONNX operators)."""
+    if torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing():
+        return _Normalize.apply(x)
+    return F.normalize(x, dim=-1)
 
 
 def full_softmax_ce(
@@ -128,21 +152,47 @@ class SessionModel(nn.Module):
         return hidden @ items.T + self.pad_scores
 
     def loss(
-        self, item_ids: torch.Tensor, lengths: torch.Tensor, bf16: bool = False
+        self,
+        item_ids: torch.Tensor,
+        lengths: torch.Tensor,
+        negatives: int = 0,
+        bf16: bool = False,
     ) -> torch.Tensor:
-        """Mean full-softmax cross-entropy of predicting item ``t + 1`` from ``0..t``
-        (``bf16``: large matrix products in bfloat16, see :func:`full_softmax_ce`)."""
+        """Mean cross-entropy of predicting item ``t + 1`` from items ``0..t``.
+
+        ``negatives == 0``: full softmax over the catalogue. Otherwise a sampled softmax over
+        the batch's targets plus ``negatives`` uniformly drawn items (shared by the batch),
+        with the usual log-expected-count correction; used only when the catalogue is much
+        larger than the sample. ``bf16``: see :func:`full_softmax_ce`.
+        """
         hidden = self.hidden_states(item_ids, lengths)  # (B, T, d)
         width = item_ids.shape[1]
         pos = torch.arange(width - 1, device=item_ids.device)
         has_target = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (B, T-1)
         source = hidden[:, :-1][has_target]  # (n, d)
         targets = item_ids[:, 1:][has_target]  # (n,)
-        items = self.item_matrix()[1:]  # (N, d): column 0 is never a target
+        n_items = self.config.n_items
+        if negatives > 0 and 2 * negatives < n_items:
+            sample = torch.randint(1, n_items + 1, (negatives,), device=targets.device)
+            candidates, inverse, counts = torch.unique(
+                torch.cat([targets, sample]), return_inverse=True, return_counts=True
+            )  # (C,)
+            in_batch = counts - torch.bincount(inverse[len(targets):], minlength=len(candidates))
+            expected = in_batch.float() + negatives / n_items  # expected multiplicity
+            items = self.item_matrix()[candidates]  # (C, d)
+            target_index = inverse[: len(targets)]
+            correction = expected.log()
+        else:
+            items = self.item_matrix()[1:]  # (N, d): column 0 is never a target
+            target_index = targets - 1
+            correction = None
         if getattr(self.config, "temperature", 0.0) > 0.0:
-            source = self.config.temperature * F.normalize(source, dim=-1)
-            items = F.normalize(items, dim=-1)
-        return full_softmax_ce(source, items, targets - 1, bf16)
+            source = self.config.temperature * l2_normalize(source)
+            items = l2_normalize(items)
+        if correction is None:
+            return full_softmax_ce(source, items, target_index, bf16)
+        logits = source @ items.T - correction  # (n, C)
+        return F.cross_entropy(logits, target_index)
 
     # ----------------------------------------------------------------- inference path
     def session_vector(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -227,7 +277,9 @@ class NeuralRecommender:
             for start in range(0, len(prefixes), self._score_batch_size):
                 chunk = prefixes[start : start + self._score_batch_size]
                 ids, lengths = pad_batch(chunk, model.config.max_seq_len)
-                scores = model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
+                scores = model(
+                    torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device)
+                )
                 out[start : start + len(chunk)] = scores.float().cpu().numpy()
         finally:
             model.train(was_training)

@@ -198,22 +198,28 @@ class UserState:
 
 
 def _state_from_v1(raw: dict[str, Any]) -> UserState:
-    recent = tuple(
-        Interaction(_str(item), _type_name(code), _int(time_ms))
-        for item, code, time_ms in raw["r"]
-    )
+    names = EVENT_TYPES
+    recent = []
+    for item, code, time_ms in raw["r"]:  # one loop, checks inline: this is on the hot path
+        if type(item) is not str or type(code) is not int or type(time_ms) is not int:
+            raise TypeError(f"bad recent entry {[item, code, time_ms]!r}")
+        recent.append(Interaction(item, names[_code(code)], time_ms))
     event_id, code, time_ms = raw["n"]
     counts = raw["c"]
     if len(counts) != 4:
         raise ValueError(f"counts must have 4 entries: {counts!r}")
+    purchased = tuple(raw["p"])
+    event_ids = tuple(raw["d"])
+    if not all(type(value) is str for value in purchased + event_ids):
+        raise TypeError("purchased items and event ids must be strings")
     return UserState(
-        recent=recent,
+        recent=tuple(recent),
         counts=EventCounts(*(_int(c) for c in counts)),
-        purchased=tuple(_str(item) for item in raw["p"]),
+        purchased=purchased,
         session_id=_str(raw["s"]),
         session_started_ms=_int(raw["ss"]),
-        newest_event=EventRef(_str(event_id), _type_name(code), _int(time_ms)),
-        recent_event_ids=tuple(_str(i) for i in raw["d"]),
+        newest_event=EventRef(_str(event_id), names[_code(code)], _int(time_ms)),
+        recent_event_ids=event_ids,
         events_applied=_int(raw["a"]),
     )
 
@@ -224,10 +230,10 @@ def _str(value: Any) -> str:
     return value
 
 
-def _type_name(code: Any) -> str:
+def _code(code: Any) -> int:
     if type(code) is not int or not 0 <= code < len(EVENT_TYPES):
         raise ValueError(f"unknown event type code {code!r}")
-    return EVENT_TYPES[code]
+    return code
 
 
 def _int(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""Fixtures for the deployment tests; the helpers themselves live in deploy_support.py."""
+"""Fixtures for the deployment tests; the helpers live in support.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+
+from tests.deploy.support import (
     COMPOSE_FILE,
     DASHBOARD_FILE,
     K8S_DIR,

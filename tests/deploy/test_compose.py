@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deploy_support import COMPOSE_FILE, DEPLOY, ROOT, find_tool, run_tool
+
+from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, find_tool, run_tool
 
 WORKER_PORT = "6066"
 

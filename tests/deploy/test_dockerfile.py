@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from deploy_support import DOCKERFILE, ROOT, find_tool, run_tool
+from tests.deploy.support import DOCKERFILE, ROOT, find_tool, run_tool
 
 
 def instructions() -> list[tuple[str, str]]:

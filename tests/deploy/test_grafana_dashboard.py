@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import (
+
+from tests.deploy.support import (
     COMPOSE_FILE,
     DASHBOARD_FILE,
     GRAFANA_PROVISIONING,

@@ -8,7 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import K8S_DIR, WORKER_JOB, load_yaml_documents
+
+from tests.deploy.support import K8S_DIR, WORKER_JOB, load_yaml_documents
 
 # Oldest Kubernetes release the manifests support; kubernetes-validate ships its schemas.
 KUBERNETES_VERSION = "1.30.0"

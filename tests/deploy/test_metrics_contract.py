@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deploy_support import (
+
+from tests.deploy.support import (
     DASHBOARD_FILE,
     RULES_FILE,
     TARGET_LABELS,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+
+from tests.deploy.support import (
     COMPOSE_FILE,
     K8S_DIR,
     PROMETHEUS_CONFIG,

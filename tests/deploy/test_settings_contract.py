@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 import pytest
-from deploy_support import COMPOSE_FILE, DOCKERFILE, K8S_DIR, load_yaml_documents
+
+from tests.deploy.support import COMPOSE_FILE, DOCKERFILE, K8S_DIR, load_yaml_documents
 
 PREFIX = "STREAMREC_"
 DOCKERFILE_ENV = re.compile(r"\b(STREAMREC_[A-Z0-9_]+)=(\S+)")

@@ -65,7 +65,8 @@ def bench_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, bench_dir) -> Path:
     out = tmp_path_factory.mktemp("model")
-    assert run_train(parse_train(["--benchmark", str(bench_dir), "--out", str(out), *TINY_ARGS])) == 0
+    argv = ["--benchmark", str(bench_dir), "--out", str(out), *TINY_ARGS]
+    assert run_train(parse_train(argv)) == 0
     return out
 
 

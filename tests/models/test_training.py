@@ -58,8 +58,9 @@ def test_training_learns_and_keeps_the_best_epoch(tmp_path) -> None:
                              valid_fraction=0.1, progress=False)
     result = train_model(model, sessions, settings, out_dir=tmp_path)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
-    assert result.best_valid["hr@20"] == max(h["hr@20"] + h["mrr@20"] for h in result.history) - \
-        result.best_valid["mrr@20"]
+    best = max(result.history, key=lambda h: h["hr@20"] + h["mrr@20"])
+    assert result.best_epoch == best["epoch"]
+    assert result.best_valid == {"hr@20": best["hr@20"], "mrr@20": best["mrr@20"]}
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
     # the kept weights are the best epoch's

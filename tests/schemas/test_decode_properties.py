@@ -29,7 +29,7 @@ SCHEMA_REASONS = {
 MISSING = object()
 PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-no_surrogates = st.characters(blacklist_categories=("Cs",))
+no_surrogates = st.characters(exclude_categories=["Cs"])
 any_text = st.text(no_surrogates, max_size=12)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(
     allow_nan=False, allow_infinity=False
@@ -40,7 +40,7 @@ json_values = st.recursive(
     max_leaves=6,
 )
 ids = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12),
+    st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=12),
     st.sampled_from(["", "x" * 256, "x" * 257, "a\n", "\x7f", "a\u0085", "ok"]),
     any_text,
     json_values,
@@ -86,7 +86,7 @@ properties = st.one_of(
 )
 
 
-clean_ids = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=8)
+clean_ids = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=8)
 valid_properties = st.none() | st.fixed_dictionaries(
     {},
     optional={

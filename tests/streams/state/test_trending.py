@@ -136,7 +136,7 @@ def test_record_is_pure() -> None:
     record(board, "a", 1.0, T0, 3600, 10)
     assert board.to_bytes() == before
     with pytest.raises(TypeError):
-        board.entries["z"] = (0.0, 0)  # type: ignore[index]
+        board.entries["z"] = (0.0, 0)
 
 
 def test_changing_the_half_life_keeps_current_scores() -> None:

@@ -25,7 +25,7 @@ BOUNDS = StateBounds(reorder_window_s=300, session_gap_s=1800)
 
 def ev(n: int, t: int, item: str = "", kind: str = "view", session: str | None = None,
        user: str = "u1") -> Event:
-    return Event(f"e{n}", kind, user, item or f"i{n}", t, session)
+    return Event(f"e{n}", EventType(kind), user, item or f"i{n}", t, session)
 
 
 def fold(*events: Event, bounds: StateBounds = BOUNDS) -> UserState:
@@ -76,7 +76,7 @@ def test_duplicate_leaves_state_untouched() -> None:
 
 def test_duplicate_detection_is_by_event_id_only() -> None:
     state = fold(ev(1, T0))
-    other_content = Event("e1", "purchase", "u1", "elsewhere", T0 + 5 * MIN)
+    other_content = Event("e1", EventType.PURCHASE, "u1", "elsewhere", T0 + 5 * MIN)
     assert apply_event(state, other_content, BOUNDS).outcome is Outcome.DUPLICATE
 
 
@@ -246,7 +246,7 @@ def test_corrupt_bytes_raise_state_decode_error(raw: bytes) -> None:
 
 def test_unknown_event_type_is_a_programming_error() -> None:
     with pytest.raises(KeyError):
-        apply_event(None, Event("e1", "like", "u1", "i1", T0), BOUNDS)
+        apply_event(None, Event("e1", "like", "u1", "i1", T0), BOUNDS)  # type: ignore[arg-type]
 
 
 def test_event_counts_mapping() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codecs import Event
+from schemas.codecs import Event, EventType
 from streams.state.bounds import StateBounds
 from streams.state.user_state import Outcome, UserState, apply_event, apply_events
 
@@ -31,7 +31,7 @@ def event_lists(draw: st.DrawFn, max_size: int = 30) -> list[Event]:
     return [
         Event(
             event_id=f"e{i}",
-            event_type=draw(st.sampled_from(["view", "click", "add_to_cart", "purchase"])),
+            event_type=draw(st.sampled_from(list(EventType))),
             user_id="u1",
             item_id=draw(st.sampled_from(["a", "b", "c", "d", "e"])),
             timestamp_ms=T0 + draw(st.integers(0, 600_000)),

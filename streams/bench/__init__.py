@@ -1,0 +1,1 @@
+"""``streamrec bench``: throughput and freshness of baseline, ceiling and streamrec."""
