@@ -312,7 +312,9 @@ def _parse_event(line: bytes) -> tuple[str, str, _Event] | None:
         return None
     event_id, user, item = obj.get("event_id"), obj.get("user_id"), obj.get("item_id")
     event_type, session_id = obj.get("event_type"), obj.get("session_id")
-    if not all(isinstance(v, str) and v for v in (event_id, user, item)):
+    if not (isinstance(event_id, str) and isinstance(user, str) and isinstance(item, str)):
+        return None
+    if not (event_id and user and item):
         return None
     if event_type not in EVENT_TYPES:
         return None

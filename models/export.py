@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from models.errors import ModelsError
 from models.neural.base import SessionModel, pad_batch
@@ -59,6 +61,29 @@ class ParityReport:
     top20_identical: bool
 
 
+class InferenceGraph(nn.Module):
+    """The graph that is exported: the model's inference path with the candidate item
+    table precomputed (normalised and transposed once), so a scoring call reads the
+    ``(d, n_items + 1)`` table once instead of re-normalising it."""
+
+    def __init__(self, model: SessionModel) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = float(getattr(model.config, "temperature", 0.0))
+        with torch.no_grad():
+            items = model.item_matrix().detach().float()
+            if self.temperature > 0.0:
+                items = F.normalize(items, dim=-1)
+        self.register_buffer("table", items.T.contiguous())  # (d, N + 1)
+        self.register_buffer("pad", model.pad_scores.detach().clone())  # (N + 1,)
+
+    def forward(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.model.session_vector(item_ids, lengths)  # (B, d)
+        if self.temperature > 0.0:
+            hidden = self.temperature * F.normalize(hidden, dim=-1)
+        return hidden @ self.table + self.pad  # (B, N + 1)
+
+
 def onnx_io() -> dict[str, list[dict[str, Any]]]:
     """The ``onnx`` section of ``meta.json``: input and output descriptions."""
     return {"inputs": [dict(i) for i in INPUTS], "outputs": [dict(o) for o in OUTPUTS]}
@@ -75,7 +100,7 @@ def export_onnx(
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
         torch.onnx.export(
-            model,
+            InferenceGraph(model).eval(),
             (torch.from_numpy(ids), torch.from_numpy(lengths)),
             str(path),
             dynamo=False,

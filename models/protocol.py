@@ -64,7 +64,8 @@ def top_k_from_scores(
     [[3, 1]]
     """
     neg = np.negative(scores[:, 1:], dtype=np.float32)  # (B, n) copy; smallest = best
-    neg[np.isnan(neg)] = np.inf
+    worst = np.finfo(np.float32).max  # NaN and -inf scores: after every finite score...
+    np.copyto(neg, worst, where=~(neg < np.inf))  # ...but before excluded items (+inf)
     if exclude is not None:
         for row, items in enumerate(exclude):
             cols = np.asarray(items, dtype=np.int64)

@@ -108,7 +108,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_bench(sub)
     stream_commands = set(sub.choices)
     for name, (module_name, add_name, run_name, help_text) in MODEL_COMMANDS.items():
-        if command in stream_commands:
+        # --help, no command or a typo: build every parser so argparse can list them
+        wanted = name == command if command in MODEL_COMMANDS else command not in stream_commands
+        if not wanted:
             sub.add_parser(name, help=help_text)  # never parsed in this invocation
             continue
         module = importlib.import_module(module_name)

@@ -119,8 +119,12 @@ class SessionKNN(FittedBaseline):
         )
 
     def _neighbours(
-        self, state: _State, keys: npt.NDArray[np.int64], qpos: npt.NDArray[np.int64],
-        lengths: npt.NDArray[np.int64], n_rows: int,
+        self,
+        state: _State,
+        keys: npt.NDArray[np.int64],  # sorted row * (n + 1) + item of each distinct item
+        qpos: npt.NDArray[np.int64],  # its last 1-based position in the prefix
+        lengths: npt.NDArray[np.int64],  # (B,) prefix lengths
+        n_rows: int,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """``(row, session, weight)`` of the top-``k`` neighbours of each prefix row."""
         cfg, width = self.config, state.n_items + 1
@@ -171,4 +175,5 @@ class SessionKNN(FittedBaseline):
         flat = np.bincount(
             r[pair] * width + entry_items, weights=v[pair] * decay, minlength=n_rows * width
         )
-        return tiered_scores(flat.reshape(n_rows, width), state.prior)  # (B, n + 1)
+        primary = np.asarray(flat, dtype=np.float64).reshape(n_rows, width)  # (B, n + 1)
+        return tiered_scores(primary, state.prior)

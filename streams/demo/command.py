@@ -46,8 +46,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay-events", type=int, default=20000,
                         help="most events replayed through Kafka after training")
     parser.add_argument("--rate", type=float, default=1000.0, help="replay events/s")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs (default: train's own default for events)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs")
     parser.add_argument("--broker-url", default=None,
                         help="use this Kafka instead of starting the embedded broker")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -126,11 +125,9 @@ def _events(args: argparse.Namespace) -> list[dict[str, Any]]:
     return load_dataset(args.dataset, args.data_dir)
 
 
-def _train(train_file: Path, out: Path, epochs: int | None) -> None:
+def _train(train_file: Path, out: Path, epochs: int) -> None:
     command = [sys.executable, "-m", "streams.cli", "train", "--events", str(train_file),
-               "--out", str(out)]
-    if epochs is not None:
-        command += ["--epochs", str(epochs)]
+               "--out", str(out), "--epochs", str(epochs), "--no-progress"]
     _say("training: " + " ".join(command[2:]))
     started = time.monotonic()
     result = subprocess.run(command, check=False)
@@ -210,6 +207,9 @@ def _summary(settings: Settings, watcher: OutputWatcher, live: list[dict[str, An
     base = f"http://127.0.0.1:{settings.web_port}"
     status, ready = get_json(f"{base}/readyz")
     _say(f"GET /readyz -> {status} {ready}")
+    quantiles = watcher.freshness_quantiles()
+    _say("freshness (event time -> recommendation read back by a separate consumer): "
+         + ", ".join(f"{q} {v * 1000:.0f} ms" for q, v in quantiles.items()))
     active = Counter(event["user_id"] for event in live).most_common(3)
     for user, _count in active:
         status, doc = get_json(f"{base}/users/{user}")

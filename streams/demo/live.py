@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from schemas.codecs import parse_rfc3339_ms
+from streams.clock import now_ms
 from streams.kafka_clients import librdkafka_config
 from streams.settings import Settings
 
@@ -25,6 +27,7 @@ class OutputWatcher:
     fallbacks: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    freshness_s: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +77,17 @@ class OutputWatcher:
                 self.recommendations += 1
                 self.fallbacks += 1 if document.get("fallback") else 0
                 self.latest[document["user_id"]] = document
+                event_ms = parse_rfc3339_ms(document["trigger"]["event_time"])
+                self.freshness_s.append(max(0.0, (now_ms() - event_ms) / 1000.0))
+
+    def freshness_quantiles(self) -> dict[str, float]:
+        """Event time of the trigger -> recommendation read back here, in seconds."""
+        with self._lock:
+            values = sorted(self.freshness_s)
+        if not values:
+            return {}
+        return {f"p{q}": values[min(len(values) - 1, int(len(values) * q / 100))]
+                for q in (50, 95, 99)}
 
 
 def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, Any]:

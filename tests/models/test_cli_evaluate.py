@@ -1,0 +1,116 @@
+"""``streamrec evaluate`` end to end on generated benchmark directories and event files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from models import serving
+from models.baselines import BASELINES, SequentialRules
+from models.cli_evaluate import EXIT_ERROR, EXIT_OK, add_evaluate_parser, run_evaluate
+from models.data import Vocabulary, expand_prefixes, load_benchmark
+from models.evaluation import evaluate, evaluate_benchmark
+from tests.models.conftest import TINY_N_ITEMS, make_sessions
+
+JSON_KEYS = ["hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20", "cases"]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers())
+    return parser.parse_args(["evaluate", *argv])
+
+
+@pytest.fixture
+def benchmark_dir(tmp_path: Path) -> Path:
+    sessions = make_sessions(120, TINY_N_ITEMS, seed=1)
+    prefixes, targets = expand_prefixes(sessions[100:])
+    directory = tmp_path / "bench"
+    directory.mkdir()
+    (directory / "train_sessions.txt").write_text(
+        "".join(" ".join(map(str, s)) + "\n" for s in sessions[:100])
+    )
+    (directory / "test.tsv").write_text(
+        "".join(f"{' '.join(map(str, p))}\t{t}\n" for p, t in zip(prefixes, targets, strict=True))
+    )
+    return directory
+
+
+@pytest.mark.parametrize("model", sorted(BASELINES))
+def test_json_output_is_one_object_with_the_metric_keys(
+    benchmark_dir: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(["--benchmark", str(benchmark_dir), "--model", model, "--json"])
+    assert run_evaluate(args) == EXIT_OK
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == JSON_KEYS
+    assert result["cases"] == len(load_benchmark(benchmark_dir).test_prefixes)
+    assert all(0.0 <= result[k] <= 1.0 for k in JSON_KEYS[:-1])
+
+
+def test_table_output(benchmark_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_evaluate(parse(["--benchmark", str(benchmark_dir), "--model", "sr"])) == EXIT_OK
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["model", "hr@10", "hr@20"] and row.startswith("sr ")
+
+
+def test_events_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = []
+    for s, session in enumerate(make_sessions(60, TINY_N_ITEMS, seed=2)):
+        for p, item in enumerate(session):
+            lines.append(json.dumps({
+                "event_id": f"{s}-{p}", "event_type": "click", "user_id": f"u{s}",
+                "item_id": f"sku-{item}", "timestamp": s * 10_000_000 + p * 1000,
+            }))
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines))
+    assert run_evaluate(parse(["--events", str(path), "--model", "iknn", "--json"])) == EXIT_OK
+    assert list(json.loads(capsys.readouterr().out)) == JSON_KEYS
+
+
+def test_errors_exit_2_with_nothing_on_stdout(
+    benchmark_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_evaluate(parse(["--benchmark", str(benchmark_dir), "--model", "nope"])) == (
+        EXIT_ERROR
+    )
+    assert run_evaluate(parse(["--benchmark", str(tmp_path / "x"), "--model", "pop"])) == (
+        EXIT_ERROR
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_model_directory_is_served_through_onnx_recommender(
+    benchmark_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose vocabulary orders the items differently is re-indexed by external id:
+    the metrics equal those of the same model evaluated in the benchmark's own indices."""
+    bench = load_benchmark(benchmark_dir)
+    permutation = np.random.default_rng(0).permutation(bench.n_items) + 1  # outer -> inner
+    inner_vocab = Vocabulary(tuple(str(o) for o in np.argsort(permutation) + 1))
+    inner_model = SequentialRules()
+    inner_model.fit([[int(permutation[i - 1]) for i in s] for s in bench.train_sessions],
+                    bench.n_items)
+
+    class FakeOnnxRecommender:
+        def __init__(self, model_dir: Path, device: str = "auto") -> None:
+            self.name, self.scorer = "fake", SimpleNamespace(vocabulary=inner_vocab)
+
+        def score(self, prefixes):  # type: ignore[no-untyped-def]
+            return inner_model.score(prefixes)
+
+    monkeypatch.setattr(serving, "OnnxRecommender", FakeOnnxRecommender)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.onnx").write_bytes(b"")
+    served = evaluate_benchmark(benchmark_dir, str(model_dir))
+    direct_model = SequentialRules()
+    direct_model.fit(bench.train_sessions, bench.n_items)
+    direct = evaluate(direct_model, bench.test_prefixes, bench.test_targets)
+    for key in ("hr@10", "hr@20", "mrr@20", "ndcg@20"):
+        assert served[key] == pytest.approx(direct[key])
