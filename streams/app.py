@@ -119,6 +119,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_stats_enabled=False,
         web_tables_enabled=False,
         web_graph_enabled=False,
+        producer_max_batch_size=512 * 1024,
         version=1,
     )
     app.exact_end_offsets = settings.broker_flavour == "tansu"
@@ -170,12 +171,10 @@ def _wire_agents(worker: Worker) -> None:
                        key_type=bytes, value_type=bytes)
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)
-    recommendations = app.topic(settings.topic_recommendations, key_type=bytes,
-                                value_type=bytes)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
     app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(
         IngestAgent(worker, by_user, dead_letters).__call__
     )
     app.agent(by_user, name="streamrec.state", isolated_partitions=True)(
-        StateAgent(worker, recommendations).__call__
+        StateAgent(worker, settings.topic_recommendations).__call__
     )

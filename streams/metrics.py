@@ -51,6 +51,7 @@ class Metrics:
     model_loaded_timestamp_seconds: Gauge
     state_users: Gauge
     state_items: Gauge
+    state_disk_bytes: Gauge
     consumer_lag: Gauge
     rebalances: Counter
     recovery_in_progress: Gauge
@@ -167,9 +168,16 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             "Items on this worker's trending boards.",
             registry=registry,
         ),
+        state_disk_bytes=Gauge(
+            name("state_disk_bytes"),
+            "Bytes on disk under this worker's table directory (RocksDB files of every table "
+            "partition it holds, write-ahead logs included).",
+            registry=registry,
+        ),
         consumer_lag=Gauge(
             name("consumer_lag_messages"),
-            "Messages between the committed position and the end of the partition.",
+            "Messages between the committed offset and the high watermark, per assigned "
+            "partition of the input topics and events-by-user.",
             ["topic", "partition"],
             registry=registry,
         ),

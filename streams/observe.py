@@ -1,17 +1,125 @@
-"""Gauges the worker samples on a timer: readiness, state size, lag, recovery, rebalances."""
+"""Gauges the worker samples on a timer: readiness, state size, lag, recovery, rebalances.
+
+The arithmetic lives in pure functions (:func:`lag_samples`, :func:`directory_bytes`) that
+the tests call without Faust; :func:`register_observers` wires them to the app's timer.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
     from streams.app import Worker
 
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 2.0
+
+PartitionKey = tuple[str, int]
+"""(topic, partition): one label set of ``streamrec_consumer_lag_messages``."""
+
+
+class TopicPartitionLike(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LagUpdate:
+    """What to do to the lag gauge: set ``values``, remove the label sets in ``stale``."""
+
+    values: dict[PartitionKey, int]
+    stale: frozenset[PartitionKey]
+
+
+def lag_samples(
+    assignment: Iterable[TopicPartitionLike],
+    highwaters: Mapping[Any, int | None],
+    committed: Mapping[Any, int | None],
+    watched: Collection[str],
+    exported: Collection[PartitionKey] = (),
+) -> LagUpdate:
+    """Lag per assigned partition of the ``watched`` topics, and the series to drop.
+
+    Both offsets follow Kafka's convention of naming the *next* offset: the high watermark
+    is the offset the next produced record will get (aiokafka's ``highwater(tp)``, taken from
+    fetch responses, which is right even on the development broker whose ListOffsets answers
+    are not), and Faust's committed offset is the next offset to consume (it commits the last
+    acked offset + 1). So ``lag = highwater - committed``; 0 when caught up. Faust keeps
+    "nothing committed" and "committed 0" alike as ``None``: both count from offset 0.
+
+    A partition whose high watermark is not known yet (no fetch answered since it was
+    assigned) gets no new value; its previous one, if any, stays. Label sets in ``exported``
+    for partitions this worker no longer holds (revoked by a rebalance) are ``stale``: the
+    worker that holds them now reports them.
+
+    >>> from collections import namedtuple
+    >>> TP = namedtuple("TP", "topic partition")
+    >>> update = lag_samples([TP("views", 0), TP("views", 1)], {TP("views", 0): 120},
+    ...                      {TP("views", 0): 100}, {"views"}, exported={("views", 2)})
+    >>> update.values, sorted(update.stale)
+    ({('views', 0): 20}, [('views', 2)])
+    """
+    values: dict[PartitionKey, int] = {}
+    held: set[PartitionKey] = set()
+    for tp in assignment:
+        if tp.topic not in watched:
+            continue
+        key = (tp.topic, tp.partition)
+        held.add(key)
+        highwater = highwaters.get(tp)
+        if highwater is None:
+            continue
+        position = committed.get(tp) or 0
+        values[key] = max(0, highwater - position)
+    return LagUpdate(values=values, stale=frozenset(set(exported) - held))
+
+
+def apply_lag(gauge: Gauge, update: LagUpdate, exported: set[PartitionKey]) -> None:
+    """Set and remove label sets of ``gauge``; keep ``exported`` (what it shows) in step."""
+    for topic, partition in update.stale:
+        try:
+            gauge.remove(topic, str(partition))
+        except KeyError:  # already gone
+            pass
+        exported.discard((topic, partition))
+    for (topic, partition), lag in update.values.items():
+        gauge.labels(topic=topic, partition=str(partition)).set(lag)
+        exported.add((topic, partition))
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (0 if it does not exist).
+
+    Files RocksDB deletes during the walk (compaction, WAL rotation) are skipped.
+    """
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+    return total
 
 
 def _estimated_keys(table: Any) -> int:
@@ -35,14 +143,16 @@ def _trending_items(worker: Worker) -> int:
 def register_observers(worker: Worker) -> None:
     app, metrics = worker.app, worker.metrics
     recovery_started: list[float] = []  # holds the start time while a recovery runs
+    lag_exported: set[PartitionKey] = set()
 
     @app.timer(SAMPLE_INTERVAL_S)
     async def sample() -> None:
         metrics.ready.set(1 if worker.is_ready() else 0)
         metrics.state_users.set(_estimated_keys(worker.users))
         metrics.state_items.set(_trending_items(worker))
+        metrics.state_disk_bytes.set(directory_bytes(Path(app.conf.tabledir)))
         _sample_recovery(worker, recovery_started)
-        _sample_lag(worker)
+        _sample_lag(worker, lag_exported)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
@@ -61,18 +171,35 @@ def _sample_recovery(worker: Worker, started: list[float]) -> None:
         metrics.recovery_seconds.set(time.monotonic() - started.pop())
 
 
-def _sample_lag(worker: Worker) -> None:
+def _sample_lag(worker: Worker, exported: set[PartitionKey]) -> None:
+    from faust.exceptions import ConsumerNotStarted
+
     consumer = worker.app.consumer
-    watched = set(worker.settings.input_topics) | {worker.settings.topic_events_by_user}
-    committed = getattr(consumer, "_committed_offset", {})
-    for tp in consumer.assignment():
-        if tp.topic not in watched:
-            continue
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            continue
-        position = committed.get(tp)
-        lag = highwater - (position + 1 if position is not None else 0)
-        worker.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-            max(0, lag)
-        )
+    settings = worker.settings
+    watched = {*settings.input_topics, settings.topic_user_erasure,
+               settings.topic_events_by_user}
+    try:
+        assignment = consumer.assignment()
+    except ConsumerNotStarted:
+        return
+    committed = getattr(consumer, "_committed_offset", {})  # no public accessor
+    update = lag_samples(
+        assignment,
+        highwaters={tp: _highwater(consumer, tp) for tp in assignment if tp.topic in watched},
+        committed={tp: committed.get(tp) for tp in assignment},
+        watched=watched,
+        exported=exported,
+    )
+    apply_lag(worker.metrics.consumer_lag, update, exported)
+
+
+def _highwater(consumer: Any, tp: Any) -> int | None:
+    """The partition's high watermark from the last fetch; None if unknown or revoked.
+
+    The consumer runs in its own thread: a rebalance may revoke ``tp`` between reading the
+    assignment and asking (aiokafka then fails an ``assert``).
+    """
+    try:
+        return consumer.highwater(tp)  # type: ignore[no-any-return]
+    except (AssertionError, KeyError):
+        return None

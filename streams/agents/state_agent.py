@@ -1,13 +1,15 @@
 """The state agent: one actor per partition of ``events-by-user``.
 
-Per micro-batch: apply events to the users they touch (one read and one write per user),
+Per micro-batch: read every touched user once (one RocksDB multi-get), apply the events,
 fold them into the partition's trending board, erase users who asked for it, score every
-touched user in one model call, emit one recommendation per user, and sweep a slice of the
-partition for users past their inactivity TTL.
+touched user in one model call, and emit one recommendation per user; then write all state
+with one RocksDB write batch and produce the changelog and recommendation records as record
+batches, awaiting their delivery before the micro-batch counts as done. A slice of the
+partition is swept for users past their inactivity TTL on the way.
 
-Every table write happens while the current Faust event is one of the batch's own events,
-and all of them come from one partition (``isolated_partitions=True``), so state lands in
-the RocksDB database and changelog partition that own the user (see DESIGN.md).
+All events of a micro-batch come from one partition (``isolated_partitions=True``), and all
+state it writes goes to that partition's RocksDB database and changelog partition — the
+ones Faust recovers and replicates for the users that partition owns (see DESIGN.md).
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import faust
 from faust.types import EventT
 
+from streams.batch_producer import PartitionBatches
 from streams.candidates import candidates_for
 from streams.clock import now_ms
 from streams.emit import build_emission
 from streams.ingest import decode_bundle
+from streams.partitioning import user_partition
 from streams.scoring import score_users
 from streams.state.batch import BatchUpdate, UserRecord, apply_batch, update_trending
+from streams.state.partition_store import PartitionStore
 from streams.state.trending import TrendingBoard
 from streams.state.user_state import Outcome, is_expired
 
@@ -41,10 +46,21 @@ TTL_SWEEP_USERS_PER_BATCH = 64
 
 
 @dataclass
+class BatchOutput:
+    """Everything one micro-batch writes: state changes and records to produce."""
+
+    user_changes: dict[bytes, bytes | None] = field(default_factory=dict)
+    board_changes: dict[bytes, bytes | None] = field(default_factory=dict)
+    recommendations: list[tuple[str, bytes | None]] = field(default_factory=list)
+    trigger_times_ms: list[int] = field(default_factory=list)
+
+
+@dataclass
 class StateAgent:
     worker: Worker
-    recommendations_topic: Any
+    recommendations_topic: str
     sweep_cursors: dict[int, bytes] = field(default_factory=dict)
+    recommendation_partitions: int = 0
 
     async def __call__(self, stream: faust.StreamT) -> None:
         settings = self.worker.settings
@@ -52,43 +68,54 @@ class StateAgent:
         async for events in stream.take_events(
             max(1, settings.batch_max_events // 10), settings.batch_max_seconds
         ):
-            # Table writes need a current event: make it the batch's newest event.
-            stream._set_current_event(events[-1])  # noqa: SLF001 - see module docstring
             await self.process(events)
 
     async def process(self, events: Sequence[EventT]) -> None:
         worker, metrics = self.worker, self.worker.metrics
         started = time.perf_counter()
         partition = events[-1].message.partition
+        users = PartitionStore(worker.users, partition)
+        trending = PartitionStore(worker.trending, partition)
         bundles = [decode_bundle(event.value) for event in events]
         decoded = [ev for bundle in bundles for ev in bundle.events]
         erasures = {user for bundle in bundles for user in bundle.erasures}
 
-        update = apply_batch(decoded, self._load_user, worker.bounds)
-        board = self._update_board(partition, update)
+        touched = list(dict.fromkeys(event.user_id for event in decoded))
+        stored = dict(zip(touched, users.get_many([u.encode() for u in touched]), strict=True))
+        update = apply_batch(
+            decoded,
+            lambda user: UserRecord.from_bytes(raw) if (raw := stored[user]) else None,
+            worker.bounds,
+        )
+        output = BatchOutput()
+        board = self._update_board(trending, update, output)
         for user in erasures:
             update.users.pop(user, None)
-            await self._erase(user)
-            metrics.users_erased.inc()
+            output.user_changes[user.encode("utf-8")] = None
+            output.recommendations.append((user, None))
+        self._score_and_emit(update, board, output)
+        self._sweep_expired(users, output)
+
+        users.write(output.user_changes)
+        if output.board_changes:
+            trending.write(output.board_changes)
+        await self._produce(users, trending, output)
+
+        metrics.users_erased.inc(len(erasures))
         metrics.duplicates_dropped.inc(update.outcomes[Outcome.DUPLICATE])
         metrics.late_events.inc(update.outcomes[Outcome.LATE])
-
-        await self._score_and_emit(update, board)
-        await self._sweep_expired(partition)
         metrics.batch_size.observe(len(decoded))
         metrics.batch_processing_seconds.observe(time.perf_counter() - started)
         log.debug("partition %d: %d events, %d users, %d erased in %.1f ms", partition,
                   len(decoded), len(update.users), len(erasures),
                   (time.perf_counter() - started) * 1000)
 
-    def _load_user(self, user_id: str) -> UserRecord | None:
-        stored = self.worker.users.get(user_id.encode("utf-8"))
-        return UserRecord.from_bytes(stored) if stored else None
-
-    def _update_board(self, partition: int, update: BatchUpdate) -> TrendingBoard:
+    def _update_board(
+        self, store: PartitionStore, update: BatchUpdate, output: BatchOutput
+    ) -> TrendingBoard:
         settings = self.worker.settings
-        key = f"p{partition}".encode()
-        stored = self.worker.trending.get(key)
+        key = f"p{store.partition}".encode()
+        (stored,) = store.get_many([key])
         board = (
             TrendingBoard.from_bytes(stored) if stored
             else TrendingBoard.empty(settings.trending_half_life_s)
@@ -96,10 +123,12 @@ class StateAgent:
         if update.fresh_events:
             board = update_trending(board, update.fresh_events, TRENDING_WEIGHTS,
                                     settings.trending_half_life_s, settings.trending_capacity)
-            self.worker.trending[key] = board.to_bytes()
+            output.board_changes[key] = board.to_bytes()
         return board
 
-    async def _score_and_emit(self, update: BatchUpdate, board: TrendingBoard) -> None:
+    def _score_and_emit(
+        self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput
+    ) -> None:
         worker, settings, metrics = self.worker, self.worker.settings, self.worker.metrics
         candidates = {
             user: candidates_for(record.state, exclude_recent=settings.exclude_recent)
@@ -117,44 +146,59 @@ class StateAgent:
             emission = build_emission(
                 user, record.state, scored[user], model=model, generated_at_ms=generated
             )
-            worker.users[emission.key] = UserRecord(record.state, emission.value).to_bytes()
-            await self.recommendations_topic.send(key=emission.key, value=emission.value)
+            output.user_changes[emission.key] = UserRecord(
+                record.state, emission.value).to_bytes()
+            output.recommendations.append((user, emission.value))
+            output.trigger_times_ms.append(emission.trigger_time_ms)
             if emission.fallback:
                 metrics.fallbacks.labels(reason=emission.fallback).inc()
-            metrics.freshness_seconds.observe(
-                max(0.0, (now_ms() - emission.trigger_time_ms) / 1000.0)
-            )
-        metrics.recommendations_emitted.inc(len(update.users))
 
-    async def _erase(self, user_id: str) -> None:
-        """Delete the user's state (changelog tombstone) and last recommendation
-        (tombstone on the recommendations topic)."""
-        key = user_id.encode("utf-8")
-        if self.worker.users.get(key) is not None:
-            del self.worker.users[key]
-        await self.recommendations_topic.send(key=key, value=None)
-
-    async def _sweep_expired(self, partition: int) -> None:
+    def _sweep_expired(self, store: PartitionStore, output: BatchOutput) -> None:
         """Look at the next few users of this partition; expire those past the TTL."""
-        store = self.worker.users.data
-        db = store._db_for_partition(partition)  # noqa: SLF001 - per-partition RocksDB
-        cursor = self.sweep_cursors.get(partition, b"")
-        iterator = db.iter()
-        iterator.seek(cursor)
         now, bounds = now_ms(), self.worker.bounds
-        expired: list[bytes] = []
-        seen = 0
-        while iterator.valid() and seen < TTL_SWEEP_USERS_PER_BATCH:
-            key, value = iterator.key(), iterator.value()
-            iterator.next()
-            if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or value is None:
+        cursor = self.sweep_cursors.get(store.partition, b"")
+        seen, expired = 0, 0
+        iterator = store.iterate_from(cursor)
+        for key, value in iterator:
+            if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or key in output.user_changes:
                 continue
             seen += 1
             if is_expired(UserRecord.from_bytes(value).state, now, bounds):
-                expired.append(key)
-        self.sweep_cursors[partition] = iterator.key() if iterator.valid() else b""
-        for key in expired:
-            del self.worker.users[key]
-            await self.recommendations_topic.send(key=key, value=None)
+                output.user_changes[key] = None
+                output.recommendations.append((key.decode("utf-8"), None))
+                expired += 1
+            if seen >= TTL_SWEEP_USERS_PER_BATCH:
+                break
+        self.sweep_cursors[store.partition] = iterator.next_key()
         if expired:
-            self.worker.metrics.users_expired.inc(len(expired))
+            self.worker.metrics.users_expired.inc(expired)
+
+    async def _produce(
+        self, users: PartitionStore, trending: PartitionStore, output: BatchOutput
+    ) -> None:
+        producer = self.worker.app.producer._ensure_producer()  # noqa: SLF001
+        if not self.recommendation_partitions:
+            self.recommendation_partitions = len(
+                await producer.partitions_for(self.recommendations_topic))
+        changelog = PartitionBatches(producer, users.changelog_topic)
+        for key, value in output.user_changes.items():
+            changelog.add(users.partition, key, value)
+        board_log = PartitionBatches(producer, trending.changelog_topic)
+        for key, value in output.board_changes.items():
+            board_log.add(trending.partition, key, value)
+        recommendations = PartitionBatches(producer, self.recommendations_topic)
+        for user, value in output.recommendations:
+            recommendations.add(user_partition(user, self.recommendation_partitions),
+                                user.encode("utf-8"), value)
+        for batches in (changelog, board_log, recommendations):
+            await batches.send()
+        for delivered in await changelog.delivered():
+            users.persist_changelog_offset(delivered.last_offset)
+        for delivered in await board_log.delivered():
+            trending.persist_changelog_offset(delivered.last_offset)
+        await recommendations.delivered()
+        emitted_at = now_ms()
+        metrics = self.worker.metrics
+        for trigger_ms in output.trigger_times_ms:
+            metrics.freshness_seconds.observe(max(0.0, (emitted_at - trigger_ms) / 1000.0))
+        metrics.recommendations_emitted.inc(len(output.trigger_times_ms))
