@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class Worker:
     decode_limits: DecodeLimits
     bounds: StateBounds
     scorer: Scorer | None = None
+    scoring_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="scoring")
+    )
     model_error: str | None = None
     started_at: float = field(default_factory=time.time)
 

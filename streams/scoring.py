@@ -7,9 +7,12 @@ message says which fallback it is.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Collection, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,15 +55,20 @@ class ScoringReport:
     users_scored: int
 
 
-def score_users(
+async def score_users(
     candidates: dict[str, Candidates],
     scorer: Scorer | None,
     board: TrendingBoard,
     *,
     k: int,
     now_ms: int,
+    executor: Executor | None = None,
 ) -> tuple[dict[str, Scored], ScoringReport]:
-    """Recommendations for every user in ``candidates``: one model call for all of them."""
+    """Recommendations for every user in ``candidates``: one model call for all of them.
+
+    The model call runs on ``executor`` (ONNX Runtime releases the GIL), so the event loop
+    keeps consuming and processing other partitions while a batch is being scored.
+    """
     results: dict[str, Scored] = {}
     with_history = [user for user, cand in candidates.items() if cand.history]
     for user, cand in candidates.items():
@@ -71,12 +79,17 @@ def score_users(
             results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_NO_MODEL)
         return results, ScoringReport(0.0, 0)
     started = time.perf_counter()
+    call = functools.partial(
+        scorer.recommend,
+        [candidates[user].history for user in with_history],
+        k,
+        [candidates[user].exclude for user in with_history],
+    )
     try:
-        ranked = scorer.recommend(
-            [candidates[user].history for user in with_history],
-            k,
-            [candidates[user].exclude for user in with_history],
-        )
+        if executor is None:
+            ranked = call()
+        else:
+            ranked = await asyncio.get_running_loop().run_in_executor(executor, call)
     except Exception:  # a broken model must not stop the stream: serve trending instead
         log.exception("model %s failed on a batch of %d users", scorer.name, len(with_history))
         for user in with_history:

@@ -93,7 +93,7 @@ class StateAgent:
             update.users.pop(user, None)
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
-        self._score_and_emit(update, board, output)
+        await self._score_and_emit(update, board, output)
         self._sweep_expired(users, output)
 
         users.write(output.user_changes)
@@ -126,7 +126,7 @@ class StateAgent:
             output.board_changes[key] = board.to_bytes()
         return board
 
-    def _score_and_emit(
+    async def _score_and_emit(
         self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput
     ) -> None:
         worker, settings, metrics = self.worker, self.worker.settings, self.worker.metrics
@@ -135,8 +135,9 @@ class StateAgent:
             for user, record in update.users.items()
         }
         generated = now_ms()
-        scored, report = score_users(
-            candidates, worker.scorer, board, k=settings.top_k, now_ms=generated
+        scored, report = await score_users(
+            candidates, worker.scorer, board, k=settings.top_k, now_ms=generated,
+            executor=worker.scoring_executor,
         )
         if report.users_scored:
             metrics.scoring_batch_seconds.observe(report.seconds)
