@@ -23,16 +23,17 @@ from typing import TYPE_CHECKING
 import faust
 from faust.types import EventT
 
+from schemas.errors import SchemaViolationError
 from streams.batch_producer import PartitionBatches
 from streams.candidates import candidates_for
 from streams.clock import now_ms
 from streams.emit import build_emission
 from streams.ingest import decode_bundle
 from streams.partitioning import user_partition
-from streams.scoring import score_users
+from streams.scoring import FALLBACK_SCORING_ERROR, Scored, score_users
 from streams.state.batch import BatchUpdate, UserRecord, apply_batch, update_trending
 from streams.state.partition_store import PartitionStore
-from streams.state.trending import TrendingBoard
+from streams.state.trending import TrendingBoard, top
 from streams.state.user_state import Outcome, is_expired
 
 if TYPE_CHECKING:
@@ -144,9 +145,19 @@ class StateAgent:
             metrics.scoring_user_seconds.observe(report.seconds / report.users_scored)
         model = (worker.scorer.name, worker.scorer.version) if worker.scorer else None
         for user, record in update.users.items():
-            emission = build_emission(
-                user, record.state, scored[user], model=model, generated_at_ms=generated
-            )
+            try:
+                emission = build_emission(
+                    user, record.state, scored[user], model=model, generated_at_ms=generated
+                )
+            except SchemaViolationError:  # e.g. a model that returned a NaN score
+                log.exception("model output for a user broke the recommendation schema")
+                fallback = Scored(
+                    top(board, settings.top_k, generated, candidates[user].exclude),
+                    FALLBACK_SCORING_ERROR,
+                )
+                emission = build_emission(
+                    user, record.state, fallback, model=None, generated_at_ms=generated
+                )
             output.user_changes[emission.key] = UserRecord(
                 record.state, emission.value).to_bytes()
             output.recommendations.append((user, emission.value))
