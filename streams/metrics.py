@@ -176,8 +176,8 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         ),
         consumer_lag=Gauge(
             name("consumer_lag_messages"),
-            "Messages between the committed offset and the high watermark, per assigned "
-            "partition of the input topics and events-by-user.",
+            "Messages between the committed offset and the high watermark, per partition this "
+            "worker holds of the input topics, user_erasure and events-by-user.",
             ["topic", "partition"],
             registry=registry,
         ),
@@ -203,7 +203,8 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         ),
         ready=Gauge(
             name("ready"),
-            "1 when the worker has recovered its tables and loaded a model, else 0.",
+            "1 when the worker has recovered its tables, is not rebalancing and has loaded its "
+            "model (when one is configured), else 0.",
             registry=registry,
         ),
         build_info=Info(

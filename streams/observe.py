@@ -6,6 +6,7 @@ the tests call without Faust; :func:`register_observers` wires them to the app's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -89,10 +90,8 @@ def lag_samples(
 def apply_lag(gauge: Gauge, update: LagUpdate, exported: set[PartitionKey]) -> None:
     """Set and remove label sets of ``gauge``; keep ``exported`` (what it shows) in step."""
     for topic, partition in update.stale:
-        try:
+        with contextlib.suppress(KeyError):  # never exported, or already gone
             gauge.remove(topic, str(partition))
-        except KeyError:  # already gone
-            pass
         exported.discard((topic, partition))
     for (topic, partition), lag in update.values.items():
         gauge.labels(topic=topic, partition=str(partition)).set(lag)
@@ -123,14 +122,22 @@ def directory_bytes(path: Path) -> int:
 
 
 def _estimated_keys(table: Any) -> int:
-    """RocksDB's own key-count estimate summed over this worker's partitions (cheap)."""
+    """RocksDB's own key-count estimate summed over this worker's partitions (cheap).
+
+    Faust keeps one bookkeeping key per partition database (its persisted changelog offset);
+    it is not a user and is left out.
+    """
     store = table.data
+    offset_key = getattr(store, "offset_key", None)
     total = 0
     for db in getattr(store, "_dbs", {}).values():
         try:
-            total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+            keys = int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+            if offset_key is not None and db.get(offset_key) is not None:
+                keys -= 1
         except Exception:  # an estimate is best effort; never fail the sampler
             continue
+        total += max(0, keys)
     return total
 
 
@@ -154,13 +161,14 @@ def register_observers(worker: Worker) -> None:
         _sample_recovery(worker, recovery_started)
         _sample_lag(worker, lag_exported)
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # faust's stub: sync only
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         metrics.rebalances.inc()
 
 
 def _sample_recovery(worker: Worker, started: list[float]) -> None:
-    recovery = worker.app.tables.recovery
+    tables: Any = worker.app.tables  # the TableManager; its type stub lacks ``recovery``
+    recovery = tables.recovery
     metrics = worker.metrics
     remaining = int(recovery.active_remaining_total()) if recovery.in_recovery else 0
     metrics.recovery_remaining_records.set(remaining)
@@ -200,6 +208,6 @@ def _highwater(consumer: Any, tp: Any) -> int | None:
     assignment and asking (aiokafka then fails an ``assert``).
     """
     try:
-        return consumer.highwater(tp)  # type: ignore[no-any-return]
+        return consumer.highwater(tp)
     except (AssertionError, KeyError):
         return None

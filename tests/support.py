@@ -156,3 +156,102 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+# --- Added for the reliability tests (issue 5) --------------------------------------------
+
+FAST_GROUP: dict[str, float] = dict(
+    broker_session_timeout_s=6.0, broker_rebalance_timeout_s=4.0,
+    broker_heartbeat_interval_s=0.5,
+)
+"""Short group timeouts: Tansu's first group join waits about half the rebalance timeout."""
+
+
+def produce_with_offsets(
+    settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]]
+) -> list[tuple[str, int, int]]:
+    """Publish raw messages with confluent-kafka; returns each one's (topic, partition,
+    offset), in the order given."""
+    from confluent_kafka import Producer
+
+    producer = Producer(librdkafka_config(settings, **{"linger.ms": 5}))
+    where: list[tuple[str, int, int] | None] = []
+    errors: list[str] = []
+
+    def delivered(index: int) -> Callable[[Any, Any], None]:
+        def report(error: Any, message: Any) -> None:
+            if error is not None:
+                errors.append(str(error))
+            else:
+                where[index] = (message.topic(), message.partition(), message.offset())
+        return report
+
+    for topic, key, value in messages:
+        where.append(None)
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value,
+                                 on_delivery=delivered(len(where) - 1))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(30) or errors:
+        raise AssertionError(f"not all messages were delivered: {errors[:5]}")
+    if any(w is None for w in where):
+        raise AssertionError("a delivery report is missing")
+    return [w for w in where if w is not None]
+
+
+def metric_values(base_url: str, name: str, label: str | None = None) -> dict[str, float]:
+    """Samples called ``name`` on the worker's /metrics, keyed by the value of ``label``
+    (or by all labels when ``label`` is None); {} when the worker does not answer."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                key = sample.labels.get(label, "") if label else repr(sorted(
+                    sample.labels.items()))
+                values[key] = values.get(key, 0.0) + sample.value
+    return values
+
+
+def offline_states(events: Iterable[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """Every user's state after applying ``events`` (raw event dicts, in sending order)
+    offline through the same pure update functions the worker uses."""
+    from schemas.codecs import DecodeLimits, Event, decode_event
+    from streams.app import state_bounds
+    from streams.state.user_state import apply_events
+
+    per_user: dict[str, list[Event]] = {}
+    for raw in events:
+        decoded = decode_event(orjson.dumps(raw), "any", DecodeLimits(topic_event_types={}),
+                               now_ms=int(time.time() * 1000))
+        if not isinstance(decoded, Event):
+            raise AssertionError(f"not a valid event: {raw} ({decoded})")
+        per_user.setdefault(decoded.user_id, []).append(decoded)
+    bounds = state_bounds(settings)
+    return {user: apply_events(None, evs, bounds).state for user, evs in per_user.items()}
+
+
+def state_matches(doc: dict[str, Any] | None, state: Any) -> bool:
+    """Whether a ``/users/{id}`` document shows exactly ``state`` (a UserState)."""
+    return (
+        doc is not None
+        and doc["counts"] == dict(state.counts)
+        and doc["events_applied"] == state.events_applied
+        and doc["purchased"] == list(state.purchased)
+        and doc["session_id"] == state.session_id
+        and [(r["item_id"], r["event_type"], r["event_time_ms"]) for r in doc["recent"]]
+        == [tuple(i) for i in state.recent]
+    )

@@ -60,19 +60,26 @@ class _FullSoftmaxCE(torch.autograd.Function):
     def forward(ctx: Any, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 bf16: bool) -> torch.Tensor:
         dtype = torch.bfloat16 if bf16 else hidden.dtype
+        n = len(targets)
         h, w = hidden.detach().to(dtype), items.detach().to(dtype)
-        probs = torch.softmax(h @ w.T, dim=1)  # (n, N)
-        rows = torch.arange(len(targets), device=targets.device)
+        if bf16:
+            # oneDNN caches one kernel per matrix shape: round the row count up to a
+            # multiple of 64 so a training run meets few shapes (else memory keeps growing)
+            h = F.pad(h, (0, 0, 0, (-n) % 64))  # (n', d)
+        probs = torch.softmax(h @ w.T, dim=1)  # (n', N)
+        rows = torch.arange(n, device=targets.device)
         loss = -probs[rows, targets].float().clamp_min(1e-30).log().mean()
         probs[rows, targets] -= 1.0  # d loss_sum / d logits
+        probs[n:] = 0.0  # padding rows carry no gradient
         ctx.save_for_backward(probs, h, w)
+        ctx.n = n
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_logits, h, w = ctx.saved_tensors
-        scale = grad / grad_logits.shape[0]
-        grad_hidden = (grad_logits @ w).float() * scale  # (n, d)
+        scale = grad / ctx.n
+        grad_hidden = (grad_logits @ w)[: ctx.n].float() * scale  # (n, d)
         grad_items = (grad_logits.T @ h).float() * scale  # (N, d)
         return grad_hidden, grad_items, None, None
 

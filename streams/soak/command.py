@@ -9,8 +9,9 @@ from pathlib import Path
 
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=1_000_000, help="regular synthetic users")
-    parser.add_argument("--events-per-user", type=int, default=2,
-                        help="visits of each regular user")
+    parser.add_argument("--events-per-user", type=int, default=1,
+                        help="visits of each regular user (each event costs ~3 KB of "
+                        "memory in the embedded broker)")
     parser.add_argument("--revisit-lag", type=int, default=5_000,
                         help="new users arriving between two visits of one user")
     parser.add_argument("--heavy-users", type=int, default=500,

