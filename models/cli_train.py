@@ -117,9 +117,8 @@ def _train(args: argparse.Namespace) -> int:
     from models.evaluation import evaluate
     from models.registry import write_metrics, write_model_dir
     from models.serving import OnnxRecommender
-    from models.training import limit_heap_fragmentation, train_model
+    from models.training import train_model
 
-    limit_heap_fragmentation()
     started = time.monotonic()
     test = None
     if args.benchmark is not None:

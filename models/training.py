@@ -60,23 +60,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def limit_heap_fragmentation(threshold_bytes: int = 4 << 20) -> bool:
-    """Serve allocations above ``threshold_bytes`` with mmap (glibc ``M_MMAP_THRESHOLD``).
-
-    Training allocates many tensors of varying size in the megabyte range (batch widths
-    vary); glibc's adaptive threshold then keeps them on the heap, which fragments and grows
-    by gigabytes over an epoch. A fixed threshold returns them to the OS when freed. Only
-    for a training process: a process-wide setting. Returns False where unavailable.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, threshold_bytes))  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
-
-
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when torch can use it, else CPU; ``cuda`` without CUDA fails clearly."""
     if device == "auto":

@@ -51,14 +51,23 @@ class IngestAgent:
 
     async def _send(self, batch: IngestBatch) -> None:
         metrics = self.worker.metrics
+        log.debug("ingest batch: %d messages, %d dead-lettered, %d bundles",
+                  sum(batch.consumed.values()), len(batch.dead_letters), len(batch.bundles))
         for dead in batch.dead_letters:
             reason = dead.rejection.reason.value
             message = dead.message
             log.warning(
-                "dead-lettered message from %s[%d]@%d: reason=%s event_id=%s detail=%s",
+                "dead-lettered message from %s[%d]@%d: reason=%s event_id=%s",
                 message.topic, message.partition, message.offset, reason,
-                dead.rejection.event_id, dead.rejection.detail,
+                dead.rejection.event_id,
+                extra={"reason": reason, "event_id": dead.rejection.event_id,
+                       "topic": message.topic, "partition": message.partition,
+                       "offset": message.offset},
             )
+            # The detail may quote the offending value (e.g. a malformed user_id): DEBUG
+            # only; the dead letter itself keeps it.
+            log.debug("dead-letter detail for %s[%d]@%d: %s", message.topic,
+                      message.partition, message.offset, dead.rejection.detail)
             await self.dead_letter_topic.send(
                 key=message.key,
                 value=encode_dead_letter(

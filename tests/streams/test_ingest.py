@@ -27,9 +27,9 @@ def test_valid_events_are_grouped_by_owning_partition() -> None:
     batch = ingest([message(event(u, 1)) for u in users], limits=DecodeLimits(),
                    partitions=4, now_ms=NOW)
     assert not batch.dead_letters
-    for partition, events in batch.bundles.items():
-        assert {user_partition(e.user_id, 4) for e in events} == {partition}
-    assert sum(len(v) for v in batch.bundles.values()) == len(users)
+    for partition, bundle in batch.bundles.items():
+        assert {user_partition(e.user_id, 4) for e in bundle.events} == {partition}
+    assert sum(len(v.events) for v in batch.bundles.values()) == len(users)
     assert batch.consumed == {("views", "view"): len(users)}
 
 
@@ -52,18 +52,33 @@ def test_bundle_round_trip_keeps_every_field() -> None:
                         "properties": {"price": 9.5, "quantity": 2}})
     batch = ingest([message(raw, topic="clicks")], limits=DecodeLimits(), partitions=1,
                    now_ms=NOW)
-    (events,) = batch.bundles.values()
-    assert decode_bundle(encode_bundle(events)) == events
-    assert events[0].event_type is EventType.ADD_TO_CART
+    (bundle,) = batch.bundles.values()
+    assert decode_bundle(encode_bundle(bundle)) == bundle
+    assert bundle.events[0].event_type is EventType.ADD_TO_CART
 
 
 def test_pseudonymisation_replaces_user_ids_before_partitioning() -> None:
     pseudonymise = Pseudonymiser(b"secret")
     batch = ingest([message(event("alice", 1))], limits=DecodeLimits(), partitions=8,
                    now_ms=NOW, pseudonymise=pseudonymise)
-    ((partition, (decoded,)),) = batch.bundles.items()
+    ((partition, bundle),) = batch.bundles.items()
+    (decoded,) = bundle.events
     assert decoded.user_id == pseudonymise("alice") != "alice"
     assert len(decoded.user_id) == 64
     assert partition == user_partition(decoded.user_id, 8)
     assert "secret" not in repr(pseudonymise)
     assert Pseudonymiser(b"other")("alice") != decoded.user_id
+
+
+def test_erasure_requests_are_routed_to_the_users_partition() -> None:
+    pseudonymise = Pseudonymiser(b"k")
+    batch = ingest(
+        [message(b'{"user_id": "alice"}', topic="user_erasure", offset=1),
+         message(b'{"user": "bob"}', topic="user_erasure", offset=2)],
+        limits=DecodeLimits(), partitions=4, now_ms=NOW, pseudonymise=pseudonymise,
+        erasure_topic="user_erasure",
+    )
+    ((partition, bundle),) = batch.bundles.items()
+    assert bundle.erasures == [pseudonymise("alice")]
+    assert partition == user_partition(pseudonymise("alice"), 4)
+    assert [d.rejection.reason for d in batch.dead_letters] == [RejectReason.MISSING_FIELD]

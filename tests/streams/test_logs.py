@@ -141,11 +141,6 @@ def test_rejected_events_are_warnings_with_event_id_and_reason_and_no_user_id(
             assert not [user for user in USERS if user in text], text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/agents/ingest_agent.py logs Rejection.detail at WARNING, and the detail "
-    "quotes the offending value: a malformed user_id appears in the log (log detail at DEBUG)",
-)
 def test_a_malformed_user_id_is_not_logged_at_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
