@@ -30,10 +30,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    max_epochs: int = 10  # upper bound on passes over the training sessions
+    max_epochs: int = 12  # upper bound on passes over the training sessions
     batch_size: int = 128  # sessions per optimiser step (each gives len - 1 targets)
     lr: float = 1e-3  # Adam learning rate of the first epoch
-    lr_decay: float = 0.6  # learning rate multiplier applied after every epoch
+    lr_final: float = 0.02  # learning rate reached at the end of training, as a fraction of
+    # lr: exponential annealing over the progress (epochs or time budget, see learning_rate)
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
     patience: int = 2  # stop after this many epochs without a better validation score
     max_minutes: float | None = None  # wall-clock budget; training stops mid-epoch once spent
@@ -44,7 +45,8 @@ class TrainSettings:
     num_threads: int | None = None  # torch CPU threads (None = leave torch's default)
     negatives: int = 0  # 0: full-softmax loss; > 0: sampled softmax with this many shared
     # uniform negatives per step (only when the catalogue is over twice as large)
-    bf16: bool = False  # bfloat16 matrix products in the full-softmax loss
+    bf16: bool | None = None  # bfloat16 matrix products in the full-softmax loss;
+    # None = when the device does them fast (CUDA, or a CPU with AMX / AVX512-BF16)
     progress: bool = True  # tqdm progress bars on stderr
 
 
@@ -58,6 +60,17 @@ class TrainResult:
     seconds: float
     stop_reason: str
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products are fast on ``device`` (not emulated)."""
+    if device.type == "cuda":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def resolve_device(device: str) -> torch.device:
@@ -136,6 +149,22 @@ def quick_metrics(
     return {f"hr@{k}": hits / n, f"mrr@{k}": rr / n}
 
 
+def learning_rate(
+    settings: TrainSettings, epochs_done: float, elapsed_s: float, budget_s: float
+) -> float:
+    """``lr * lr_final ** progress``, progress in [0, 1] being the larger of the fraction
+    of ``max_epochs`` done and of the time budget spent: the rate anneals to
+    ``lr * lr_final`` by the end whether the epochs or the budget run out first (a slow or
+    busy machine still gets a low-rate finish).
+
+    >>> s = TrainSettings(lr=1.0, lr_final=0.25, max_epochs=4)
+    >>> learning_rate(s, 2.0, 0.0, float("inf")), learning_rate(s, 1.0, 30.0, 60.0)
+    (0.5, 0.5)
+    """
+    progress = max(epochs_done / settings.max_epochs, elapsed_s / budget_s)
+    return settings.lr * settings.lr_final ** min(progress, 1.0)
+
+
 def _selection_score(metrics: dict[str, float]) -> float:
     """Validation figure early stopping maximises: HR@20 + MRR@20."""
     return metrics["hr@20"] + metrics["mrr@20"]
@@ -177,6 +206,7 @@ def train_model(
     if valid is not None and len(valid[0]) == 0:
         valid = None
 
+    bf16 = fast_bf16(device) if settings.bf16 is None else settings.bf16
     windows = training_windows(sessions, model.config.max_seq_len)
     if not windows:
         from models.errors import InvalidInputError
@@ -201,22 +231,24 @@ def train_model(
     stop_reason, since_best, epoch = "max_epochs", 0, 0
     n_targets = sum(len(w) - 1 for w in windows)
     logger.info(
-        "training %s on %s: %d windows, %d targets, %d parameters, valid cases %d",
-        model.architecture, device, len(windows), n_targets,
+        "training %s on %s (bf16 %s): %d windows, %d targets, %d parameters, valid cases %d",
+        model.architecture, device, bf16, len(windows), n_targets,
         sum(p.numel() for p in model.parameters()), len(valid[0]) if valid else 0,
     )
     for epoch in range(1, settings.max_epochs + 1):
-        lr = settings.lr * settings.lr_decay ** (epoch - 1)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         model.train()
-        total, steps, out_of_time = 0.0, 0, False
+        total, steps, out_of_time, lr = 0.0, 0, False, settings.lr
         batches = epoch_batches(windows, settings.batch_size, rng)
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not settings.progress, leave=False)
         for index in bar:
+            lr = learning_rate(
+                settings, epoch - 1 + steps / len(batches), time.monotonic() - started, budget
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             ids, lengths = collate(windows, index)
             loss = model.loss(
-                ids.to(device), lengths.to(device), settings.negatives, settings.bf16
+                ids.to(device), lengths.to(device), settings.negatives, bf16
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -24,6 +24,7 @@ from schemas.reasons import RejectReason
 from streams import __version__
 from streams.agents.ingest_agent import IngestAgent
 from streams.agents.state_agent import StateAgent
+from streams.health import BrokerHealth, aiokafka_connector
 from streams.kafka_clients import faust_credentials
 from streams.metrics import Metrics, create_metrics
 from streams.scoring import FALLBACK_REASONS, Scorer
@@ -49,13 +50,16 @@ class Worker:
     )
     model_error: str | None = None
     started_at: float = field(default_factory=time.time)
+    broker_health: BrokerHealth | None = None
 
     def is_ready(self) -> bool:
-        """Tables recovered, not rebalancing, and the model loaded (when one is configured)."""
+        """Tables recovered, not rebalancing, the model loaded (when one is configured)
+        and the broker answering (when a probe is attached)."""
         recovery = self.app.tables.recovery
         recovered = recovery.completed.is_set() and not recovery.in_recovery
         model_ok = self.settings.model_dir is None or self.scorer is not None
-        return bool(recovered and not self.app.rebalancing and model_ok)
+        broker_ok = self.broker_health is None or self.broker_health.reachable
+        return bool(recovered and not self.app.rebalancing and model_ok and broker_ok)
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:
@@ -124,10 +128,26 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_tables_enabled=False,
         web_graph_enabled=False,
         producer_max_batch_size=512 * 1024,
+        # The embedded broker keeps nothing across a restart: its changelogs come back
+        # empty while the offsets persisted in local RocksDB do not, and Faust's check
+        # would stop the worker for good. Real Kafka keeps the check.
+        recovery_consistency_check=settings.broker_flavour != "tansu",
         version=1,
     )
     app.exact_end_offsets = settings.broker_flavour == "tansu"
     return app
+
+
+def _rocksdb_options(settings: Settings, *, small: bool) -> dict[str, int]:
+    """RocksDB memory bounds for each table partition (block cache and two memtables), so
+    RSS stays flat however many users the state holds. The trending board is a handful of
+    keys per partition, so it gets an eighth of each."""
+    share = 8 if small else 1
+    return {
+        "block_cache_size": settings.rocksdb_block_cache_bytes // share,
+        "write_buffer_size": settings.rocksdb_write_buffer_bytes // share,
+        "max_write_buffer_number": 2,
+    }
 
 
 def create_worker(
@@ -142,14 +162,17 @@ def create_worker(
     users = app.Table(
         "users", default=None, key_type=bytes, value_type=bytes,
         partitions=settings.topic_partitions,
+        options=_rocksdb_options(settings, small=False),
     )
     trending = app.Table(
         "trending", default=None, key_type=bytes, value_type=bytes,
         partitions=settings.topic_partitions,
+        options=_rocksdb_options(settings, small=True),
     )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
                     trending=trending, decode_limits=decode_limits(settings),
-                    bounds=state_bounds(settings), scorer=scorer)
+                    bounds=state_bounds(settings), scorer=scorer,
+                    broker_health=BrokerHealth(aiokafka_connector(app)))
     _preinitialise_label_sets(worker)
     _wire_agents(worker)
     from streams.observe import register_observers

@@ -1,4 +1,5 @@
-"""``streamrec`` command line: broker, topics, worker, demo, train, evaluate, bench-scoring."""
+"""``streamrec`` command line: broker, topics, worker, demo, erase-user, bench, soak, train,
+evaluate, bench-scoring."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from schemas.errors import SchemasError
 from streams.errors import StreamrecError
 
 
-def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_broker(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "broker", help="run the embedded Tansu broker (development only, in memory)"
     )
@@ -27,7 +28,7 @@ def _run_broker(args: argparse.Namespace) -> int:
     return run_broker_foreground(args.host, args.port)
 
 
-def _add_topics(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_topics(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("topics", help="manage streamrec's topics")
     topic_sub = parser.add_subparsers(dest="topics_command", required=True)
     create = topic_sub.add_parser("create", help="create every topic (idempotent)")
@@ -43,7 +44,7 @@ def _run_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_worker(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("worker", help="run a stream worker (settings: STREAMREC_*)")
     parser.set_defaults(handler=_run_worker)
 
@@ -55,7 +56,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     return run_worker(load_settings())
 
 
-def _add_settings(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_settings(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     parser.set_defaults(handler=_run_settings)
 
@@ -67,7 +68,7 @@ def _run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     from streams.demo.command import add_demo_arguments
 
     parser = sub.add_parser("demo", help="run the whole pipeline end to end on one machine")
@@ -106,6 +107,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_erase_user(sub)
     _add_bench(sub)
+    _add_soak(sub)
     stream_commands = set(sub.choices)
     for name, (module_name, add_name, run_name, help_text) in MODEL_COMMANDS.items():
         # --help, no command or a typo: build every parser so argparse can list them
@@ -118,7 +120,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_erase_user(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_erase_user(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "erase-user", help="erase a user's state and last recommendation (right to erasure)"
     )
@@ -139,7 +141,7 @@ def _run_erase_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bench(sub: argparse._SubParsersAction) -> None:
     from streams.bench.command import add_bench_arguments
 
     parser = sub.add_parser(
@@ -153,6 +155,22 @@ def _run_bench(args: argparse.Namespace) -> int:
     from streams.bench.command import run_bench
 
     return run_bench(args)
+
+
+def _add_soak(sub: argparse._SubParsersAction) -> None:
+    from streams.soak.command import add_soak_arguments
+
+    parser = sub.add_parser(
+        "soak", help="bounded-state soak: a million synthetic users, RSS and disk sampled"
+    )
+    add_soak_arguments(parser)
+    parser.set_defaults(handler=_run_soak)
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    from streams.soak.command import run_soak_command
+
+    return run_soak_command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

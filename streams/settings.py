@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     trending_capacity: int = Field(
         1000, ge=10, description="Items kept on each partition's trending board."
     )
+    rocksdb_block_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024,
+        description="RocksDB block cache per users-table partition (bounds memory).",
+    )
+    rocksdb_write_buffer_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024 * 1024,
+        description="RocksDB memtable size per users-table partition (two at most).",
+    )
 
     # --- privacy ------------------------------------------------------------------------
     pseudonymisation_key: str | None = Field(

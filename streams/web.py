@@ -1,8 +1,8 @@
 """The worker's HTTP endpoints on Faust's web server.
 
 ``/metrics`` Prometheus text format · ``/healthz`` liveness · ``/readyz`` readiness (tables
-recovered, model loaded) · ``/users/{user_id}`` a user's state and last recommendation,
-which can be switched off or put behind a bearer token.
+recovered, model loaded, broker reachable: :mod:`streams.health`) · ``/users/{user_id}`` a
+user's state and last recommendation, which can be switched off or put behind a bearer token.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.health import BrokerHealth, aiokafka_connector
 from streams.state.batch import UserRecord
 
 if TYPE_CHECKING:
@@ -39,8 +40,20 @@ def user_view(user_id: str, record: UserRecord) -> dict[str, Any]:
     }
 
 
+def broker_health(worker: Worker) -> BrokerHealth:
+    """The worker's broker probe: the one ``create_worker`` made, else a new one."""
+    if worker.broker_health is None:
+        worker.broker_health = BrokerHealth(aiokafka_connector(worker.app))
+    return worker.broker_health
+
+
 def register_views(worker: Worker) -> None:
     app, settings = worker.app, worker.settings
+    health = broker_health(worker)
+
+    @app.timer(health.interval_s)
+    async def probe_broker() -> None:
+        await health.probe_once()
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
@@ -59,6 +72,7 @@ def register_views(worker: Worker) -> None:
         ready = worker.is_ready()
         body = {
             "ready": ready,
+            "broker": health.status(),
             "recovering": bool(app.tables.recovery.in_recovery),
             "rebalancing": bool(app.rebalancing),
             "model": worker.scorer.name if worker.scorer else None,

@@ -9,6 +9,7 @@ objects: ``NEURAL_MODELS[name](settings=TrainSettings(...), **config_overrides)`
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from models.neural.base import NeuralRecommender, SessionModel
@@ -30,18 +31,43 @@ def build_model(name: str, n_items: int, **overrides: Any) -> SessionModel:
     return model_cls(config_cls(n_items=n_items, **overrides))
 
 
-def _factory(name: str) -> Callable[..., NeuralRecommender]:
-    def make(settings: Any = None, **overrides: Any) -> NeuralRecommender:
-        return NeuralRecommender(
-            name, lambda n_items: build_model(name, n_items, **overrides), settings
-        )
+class _Factory:
+    """``NEURAL_MODELS[name](settings=None, **config_overrides)`` -> untrained recommender."""
 
-    make.__doc__ = f"An untrained {name} recommender (config overrides as keywords)."
-    return make
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"An untrained {name} recommender (config overrides as keywords)."
+
+    def __call__(self, settings: Any = None, **overrides: Any) -> NeuralRecommender:
+        return NeuralRecommender(self.name, partial(build_model, self.name), settings, **overrides)
 
 
 NEURAL_MODELS: dict[str, Callable[..., NeuralRecommender]] = {
-    name: _factory(name) for name in ARCHITECTURES
+    name: _Factory(name) for name in ARCHITECTURES
 }
 
-__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "NEURAL_MODELS", "NeuralRecommender", "build_model"]
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "sessattn": {"dim": 16, "n_heads": 2, "max_seq_len": 8, "neighbors": 4},
+    "gru4rec": {"dim": 16, "max_seq_len": 8},
+    "sasrec": {"dim": 16, "n_heads": 2, "n_layers": 1, "max_seq_len": 8},
+}
+"""Tiny configurations for fast tests, e.g. the protocol contract suite:
+``partial(NEURAL_MODELS[n], settings=TINY_SETTINGS, **TINY_CONFIGS[n])``."""
+
+
+def _tiny_settings() -> Any:
+    from models.training import TrainSettings
+
+    return TrainSettings(max_epochs=3, batch_size=16, progress=False)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TINY_SETTINGS":  # lazy: models.training imports this package
+        return _tiny_settings()
+    raise AttributeError(name)
+
+
+__all__ = [
+    "ARCHITECTURES", "DEFAULT_MODEL", "NEURAL_MODELS", "TINY_CONFIGS", "TINY_SETTINGS",
+    "NeuralRecommender", "build_model",
+]

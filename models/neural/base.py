@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import NotFittedError
+from models.errors import InvalidInputError, NotFittedError
 from models.protocol import Session, top_k_from_scores
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ def pad_batch(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Right-padded ``(item_ids (B, L), lengths (B,))`` keeping each row's last items.
 
-    An empty row becomes ``[0]`` with length 1 (the OOV item): the model then answers
-    with its context-free guess instead of failing.
+    OOV entries (index 0) are dropped, as the serving path does. A row left empty becomes
+    ``[0]`` with length 1: the model then answers with its context-free guess.
     """
-    rows = [list(p)[-max_seq_len:] if len(p) else [0] for p in prefixes]
+    rows = [[int(i) for i in p if i][-max_seq_len:] or [0] for p in prefixes]
     width = max((len(r) for r in rows), default=1)
     ids = np.zeros((len(rows), width), dtype=np.int64)
     lengths = np.empty(len(rows), dtype=np.int64)
@@ -248,12 +248,14 @@ class NeuralRecommender:
     def __init__(
         self,
         name: str,
-        build: Callable[[int], SessionModel],
+        build: Callable[..., SessionModel],
         settings: Any = None,
         score_batch_size: int = 512,
+        **config_overrides: Any,
     ) -> None:
         self.name = name
-        self._build = build
+        self._build = build  # build(n_items, **config_overrides); picklable (module level)
+        self._overrides = config_overrides
         self._settings = settings
         self._score_batch_size = score_batch_size
         self.model: SessionModel | None = None
@@ -265,7 +267,7 @@ class NeuralRecommender:
         settings = self._settings if self._settings is not None else TrainSettings()
         self.n_items = n_items
         torch.manual_seed(settings.seed)  # weights are initialised from the seed too
-        self.model = self._build(n_items)
+        self.model = self._build(n_items, **self._overrides)
         train_model(self.model, sessions, settings)
 
     def _require_model(self) -> SessionModel:
@@ -276,6 +278,9 @@ class NeuralRecommender:
     @torch.no_grad()
     def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
         model = self._require_model()
+        for prefix in prefixes:
+            if len(prefix) and not 0 <= min(prefix) <= max(prefix) <= self.n_items:
+                raise InvalidInputError(f"item index outside 0..{self.n_items} in {prefix}")
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device

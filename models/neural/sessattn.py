@@ -32,12 +32,13 @@ NEG = -1.0e9
 class SessAttnConfig:
     n_items: int  # catalogue size: item indices 1..n_items, 0 is padding/OOV
     max_seq_len: int = 50  # longest history the model reads; older items are dropped
-    dim: int = 128  # width of item embeddings and every hidden vector
+    dim: int = 96  # width of item embeddings and every hidden vector (scoring reads an
+    # n_items x dim table per call: 96 keeps batch-1 scoring of 43k items under 1 ms)
     n_heads: int = 4  # attention heads (readout and blocks); must divide dim
     n_layers: int = 0  # causal self-attention blocks before the readout (0 = none)
     query_levels: tuple[int, ...] = (1, 2, 3)  # readout queries: mean of the last l items,
     # plus one query for the mean of the whole prefix
-    neighbors: int = 0  # global co-occurrence neighbours mixed into each history item
+    neighbors: int = 12  # global co-occurrence neighbours mixed into each history item
     # (GCE-GNN-like global context; 0 = off), taken from the training sessions
     neighbor_window: int = 2  # items at most this many positions apart co-occur
     dropout: float = 0.2  # dropout on item embeddings and on the session vector
@@ -95,6 +96,11 @@ class SessAttn(SessionModel):
             k = config.neighbors
             self.register_buffer("nbr_ids", torch.zeros(config.n_items + 1, k, dtype=torch.long))
             self.register_buffer("nbr_logw", torch.zeros(config.n_items + 1, k))
+            # training only (cross-fitted tables, see prepare); not saved, not exported
+            fold_shape = (2, config.n_items + 1, k)
+            self.register_buffer("fold_ids", torch.zeros(fold_shape, dtype=torch.long),
+                                 persistent=False)
+            self.register_buffer("fold_logw", torch.zeros(fold_shape), persistent=False)
             self.nbr_query = nn.Linear(config.dim, config.dim)
             self.nbr_mix = nn.Linear(config.dim, config.dim)
             self.nbr_scale = nn.Parameter(torch.ones(()))
@@ -102,18 +108,41 @@ class SessAttn(SessionModel):
 
     @torch.no_grad()
     def prepare(self, sessions: Sequence[Sequence[int]]) -> None:
-        """Fill the neighbour tables: for each item, the ``neighbors`` items that most often
-        occur within ``neighbor_window`` positions of it in the training sessions."""
+        """Fill the neighbour tables from the training sessions: for each item, the
+        ``neighbors`` items that most often occur within ``neighbor_window`` positions of it.
+
+        Cross-fitted: training windows are split in two folds by the parity of their item-id
+        sum, and a training row reads the table built from the *other* fold, so a session
+        never sees its own co-occurrences (which would teach the model to trust neighbour
+        lists more than they deserve on unseen sessions). Inference reads the table built
+        from all sessions.
+        """
         if not self.config.neighbors:
             return
+        from models.training import training_windows
+
+        windows = training_windows(sessions, self.config.max_seq_len)
+        folds = np.array([int(w.sum()) % 2 for w in windows], dtype=np.int64)
+        ids, logw = self._table(windows)
+        self.nbr_ids.copy_(ids)
+        self.nbr_logw.copy_(logw)
+        for fold in (0, 1):
+            other = [w for w, f in zip(windows, folds, strict=True) if f != fold]
+            ids, logw = self._table(other)
+            self.fold_ids[fold].copy_(ids)
+            self.fold_logw[fold].copy_(logw)
+
+    def _table(self, windows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, log counts)``, each ``(n_items + 1, neighbors)``, of co-occurrences."""
         heads, tails = [], []
-        for session in sessions:
-            items = np.asarray(session, dtype=np.int64)
+        for items in windows:
             for off in range(1, self.config.neighbor_window + 1):
                 heads += [items[:-off], items[off:]]
                 tails += [items[off:], items[:-off]]
+        ids = torch.zeros_like(self.nbr_ids)
+        logw = torch.zeros_like(self.nbr_logw)
         if not heads:
-            return
+            return ids, logw
         a, b = np.concatenate(heads), np.concatenate(tails)
         keep = (a != b) & (a > 0) & (b > 0)
         width = self.config.n_items + 1
@@ -121,15 +150,11 @@ class SessAttn(SessionModel):
         a, b = keys // width, keys % width
         order = np.lexsort((-counts, a))  # by item, most frequent neighbour first
         a, b, counts = a[order], b[order], counts[order]
-        starts = np.searchsorted(a, a, side="left")
-        rank = np.arange(len(a)) - starts
+        rank = np.arange(len(a)) - np.searchsorted(a, a, side="left")
         top = rank < self.config.neighbors
-        ids = torch.zeros_like(self.nbr_ids)
-        logw = torch.zeros_like(self.nbr_logw)
         ids[a[top], rank[top]] = torch.from_numpy(b[top])
         logw[a[top], rank[top]] = torch.from_numpy(np.log(counts[top]).astype(np.float32))
-        self.nbr_ids.copy_(ids)
-        self.nbr_logw.copy_(logw)
+        return ids, logw
 
     def item_matrix(self) -> torch.Tensor:
         return self.items.weight
@@ -157,11 +182,15 @@ class SessAttn(SessionModel):
 
     def _global_context(self, item_ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Attention over each item's global neighbours: ``(B, T, d)``."""
-        nbr = self.nbr_ids[item_ids]  # (B, T, K)
+        if self.training:  # each row reads the table of the other fold
+            fold = (item_ids.sum(dim=1, keepdim=True) % 2).expand_as(item_ids)  # (B, T)
+            nbr, logw = self.fold_ids[fold, item_ids], self.fold_logw[fold, item_ids]
+        else:
+            nbr, logw = self.nbr_ids[item_ids], self.nbr_logw[item_ids]  # (B, T, K)
         nbr_x = self.items(nbr)  # (B, T, K, d)
         query = self.nbr_query(x).unsqueeze(-2)  # (B, T, 1, d)
         att = (query * nbr_x).sum(-1) / math.sqrt(x.shape[-1])  # (B, T, K)
-        att = att + self.nbr_scale * self.nbr_logw[item_ids]
+        att = att + self.nbr_scale * logw
         att = att.masked_fill(nbr == 0, NEG).softmax(dim=-1)  # no neighbour: all weights
         # equal over padding rows, whose embedding is zero
         ctx = (att.unsqueeze(-1) * nbr_x).sum(-2)  # (B, T, d)

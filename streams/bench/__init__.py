@@ -1,1 +1,9 @@
-"""``streamrec bench``: throughput and freshness of baseline, ceiling and streamrec."""
+"""``streamrec bench``: throughput and freshness of baseline, ceiling and streamrec.
+
+``command`` (CLI) → ``harness`` (one run of one system) → ``systems`` (the processes under
+test, ``naive_app`` for baseline and ceiling) · ``workload`` (the event stream) · ``traffic``
+(producers and the read-back consumer) · ``procstat`` (CPU and memory from /proc) ·
+``measure`` (the arithmetic) · ``report`` (table, JSON, plot). See docs/performance.md.
+"""
+
+SYSTEMS = ("ceiling", "baseline", "streamrec")

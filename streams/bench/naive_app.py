@@ -22,10 +22,11 @@ never recovers anything here).
 ``ceiling`` — the same input topics, ``stream.take_events(1000, 0.05)`` and ``json.loads``
 of every value; no state, no output. It is the most Faust's stream machinery delivers here.
 
-Both write their progress — ``{"t": monotonic seconds, "events": n, "recs": m, "cpu_s":
-utime + stime from /proc/self/stat, "ready": bool}`` — to ``--progress`` every 0.1 s
-(atomically), counting an event once its last step is done; "ready" is streamrec's own
-definition (tables recovered, not rebalancing). ``python -m streams.bench.naive_app --help`` lists the options.
+Both write their progress to ``--progress`` every 0.1 s (atomically): ``{"t": monotonic
+seconds, "inputs": events taken from the input topics, "events": events whose last step is
+done, "recs": recommendations sent, "cpu_s": utime + stime from /proc/self/stat, "ready":
+streamrec's own definition — tables recovered, not rebalancing}``.
+``python -m streams.bench.naive_app --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Progress:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.inputs = 0
         self.events = 0
         self.recs = 0
 
@@ -76,7 +78,8 @@ class Progress:
 
         _ppid, own, waited = parse_stat(Path("/proc/self/stat").read_text())
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"t": time.monotonic(), "events": self.events,
+        tmp.write_text(json.dumps({"t": time.monotonic(), "inputs": self.inputs,
+                                   "events": self.events,
                                    "recs": self.recs, "cpu_s": own + waited,
                                    "ready": ready}))
         os.replace(tmp, self.path)
@@ -107,7 +110,7 @@ def build_app(args: argparse.Namespace, progress: Progress) -> Any:
 
     @app.timer(PROGRESS_INTERVAL_S)
     async def report() -> None:
-        recovery = app.tables.recovery
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
         ready = recovery.completed.is_set() and not recovery.in_recovery
         progress.write(bool(ready and not app.rebalancing))
 
@@ -122,6 +125,7 @@ def _wire_ceiling(app: Any, topics: list[str], progress: Progress) -> None:
         async for events in stream.take_events(1000, 0.05):
             for event in events:
                 json.loads(event.value)
+            progress.inputs += len(events)
             progress.events += len(events)
 
 
@@ -138,12 +142,15 @@ def _wire_baseline(app: Any, args: argparse.Namespace, topics: list[str],
     users = app.Table("users", default=None, partitions=args.partitions)
     model = {"name": scorer.name, "version": scorer.version}
 
+    def user_of(event: dict[str, Any]) -> str:
+        progress.inputs += 1  # called once per input event, before re-keying
+        return str(event["user_id"])
+
     @app.agent(source, name="bench.baseline")
     async def recommend(stream: Any) -> None:
-        async for event in stream.group_by(lambda e: e["user_id"], name="by-user",
-                                             topic=by_user):
+        async for event in stream.group_by(user_of, name="by-user", topic=by_user):
             user = event["user_id"]
-            entry = users[user] or {"items": [], "purchased": []}
+            entry = users.get(user) or {"items": [], "purchased": []}
             entry["items"] = (entry["items"] + [event["item_id"]])[-HISTORY_LEN:]
             if event["event_type"] == "purchase":
                 entry["purchased"] = (entry["purchased"] + [event["item_id"]])[-PURCHASED_LEN:]

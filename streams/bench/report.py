@@ -6,20 +6,21 @@ import json
 import os
 import platform
 import subprocess
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from streams.bench import SYSTEMS
 from streams.bench.measure import median, quantiles, ratio
 
-SYSTEMS = ("ceiling", "baseline", "streamrec")
 FIGURES = ("events_per_s", "recs_per_s", "cpu_s_per_1k_events", "cores", "peak_rss_mib",
            "freshness_p50_ms", "freshness_p95_ms", "freshness_p99_ms")
 
 
 def _version(package: str) -> str:
+    from importlib import metadata
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -157,6 +158,14 @@ def render(results: dict[str, Any]) -> str:
         lines.append("streamrec scaling (same backlog, N worker processes in one group): "
                      + ", ".join(f"{n} -> {_fmt(s.get('events_per_s'))} events/s"
                                  for n, s in results["scaling"].items()))
+    top = (results.get("profile") or {}).get("top")
+    if top and top.get("self"):
+        lines.append("")
+        lines.append(f"py-spy profile of one extra streamrec run ({results['profile']['path']}; "
+                     f"{top['idle_share']:.0%} of samples idle, left out): busy share by leaf")
+        lines += [f"  {share:6.1%}  {frame}" for frame, share in top["self"][:10]]
+        lines.append("  streamrec functions, including what they call:")
+        lines += [f"  {share:6.1%}  {frame}" for frame, share in top["inclusive"][:10]]
     for failure in results.get("failures", []):
         lines.append(f"FAILED: {failure}")
     return "\n".join(lines)
@@ -189,11 +198,12 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     ax.grid(alpha=0.3)
     ax = axes[1]
     for name in ("baseline", "streamrec"):
-        values = sorted(v for run in results["runs"].get(name, [])
-                        for v in run.get("freshness_ms_values", []))
+        runs = results["runs"].get(name, [])
+        values = sorted(v for run in runs for v in run.get("freshness_ms_values", []))
+        read = sum(run.get("recommendations_read", 0) for run in runs)
         if values:
             ax.plot(values, [(i + 1) / len(values) for i in range(len(values))],
-                    color=colours[name], label=f"{name} (n={len(values)})")
+                    color=colours[name], label=f"{name} ({read:,} recommendations)")
     ax.set(xscale="log", title="freshness at 50 % of each system's own peak",
            xlabel="event time -> recommendation read back (ms)", ylabel="fraction ≤ x")
     ax.legend()
@@ -212,38 +222,78 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def profile_summary(path: Path, top: int = 15) -> dict[str, list[tuple[str, float]]]:
-    """Top functions by self and by inclusive share of py-spy samples (speedscope or raw)."""
-    self_counts: Counter[str] = Counter()
-    total_counts: Counter[str] = Counter()
-    samples = 0.0
+IDLE_LEAVES = ("EpollSelector.select", "select (selectors.py", "_worker (thread.py",
+               "Condition.wait", "Event.wait", "_wait_for_tstate_lock")
+PROJECT_DIRS = ("streams/", "models/", "schemas/")
+ENTRY_FILES = ("streams/cli.py", "streams/runner.py")
+
+
+def _frame_label(name: str, file: str, line: object, repo: Path) -> str:
+    if "site-packages/" in file:
+        where = file.split("site-packages/", 1)[1]
+    else:
+        try:
+            where = str(Path(file).resolve().relative_to(repo))
+        except ValueError:
+            where = Path(file).name
+    return f"{name} ({where}:{line})"
+
+
+def _function(label: str) -> str:
+    """``name (file:line)`` -> ``name (file)``: inclusive time is per function."""
+    head, _, where = label.rpartition(" (")
+    return f"{head} ({where.rsplit(':', 1)[0]})"
+
+
+def _is_project(label: str) -> bool:
+    where = label.rsplit(" (", 1)[-1]
+    return where.startswith(PROJECT_DIRS) and not where.startswith(ENTRY_FILES)
+
+
+def profile_summary(path: Path, repo: Path, top: int = 15) -> dict[str, Any]:
+    """Shares of py-spy samples (speedscope JSON or raw collapsed stacks): the top leaf
+    functions ("self", idle waits left out) and the top streamrec functions including what
+    they call ("inclusive", frames in streams/, models/, schemas/)."""
+    stacks: list[tuple[list[str], float]] = []
     if path.suffix == ".json":
         doc = json.loads(path.read_text())
-        frames = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})"
+        frames = [_frame_label(f["name"], f.get("file", "?"), f.get("line", "?"), repo)
                   for f in doc["shared"]["frames"]]
-        stacks = []
         for profile in doc["profiles"]:
             weights = profile.get("weights") or [1] * len(profile["samples"])
             stacks += [([frames[i] for i in stack], w)
                        for stack, w in zip(profile["samples"], weights, strict=True)]
     else:
-        stacks = []
         for line in path.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if stack:
-                stacks.append((stack.split(";"), float(count)))
-    for stack, weight in stacks:
-        if not stack:
-            continue
-        samples += weight
-        self_counts[stack[-1]] += weight
-        for frame in set(stack):
-            total_counts[frame] += weight
-    if not samples:
-        return {"self": [], "inclusive": []}
+            joined, _, count = line.rpartition(" ")
+            if joined:
+                labels = []
+                for frame in joined.split(";"):
+                    name, _, rest = frame.partition(" (")
+                    file, _, lineno = rest.rstrip(")").rpartition(":")
+                    labels.append(_frame_label(name, file, lineno, repo))
+                stacks.append((labels, float(count)))
+    busy = [(stack, w) for stack, w in stacks
+            if stack and not stack[-1].startswith(IDLE_LEAVES)]
+    total = sum(w for _stack, w in busy)
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": []}
+    self_weights: dict[str, float] = defaultdict(float)
+    inclusive: dict[str, float] = defaultdict(float)
+    for stack, weight in busy:
+        self_weights[stack[-1]] += weight
+        for function in {_function(frame) for frame in stack if _is_project(frame)}:
+            inclusive[function] += weight
+
+    def ranked(weights: dict[str, float]) -> list[tuple[str, float]]:
+        best = sorted(weights.items(), key=lambda kv: -kv[1])[:top]
+        return [(frame, round(w / total, 4)) for frame, w in best]
+
     return {
-        "self": [(f, round(c / samples, 4)) for f, c in self_counts.most_common(top)],
-        "inclusive": [(f, round(c / samples, 4)) for f, c in total_counts.most_common(top)],
+        "samples": total,
+        "idle_share": round(1 - total / sum(w for _s, w in stacks), 4),
+        "self": ranked(self_weights),
+        "inclusive": ranked(inclusive),
     }
 
 

@@ -1,13 +1,15 @@
 """The three systems under test as subprocesses, each read through the same small interface.
 
-``poll()`` answers ``(events fully processed, recommendations emitted, CPU seconds, ready)``
-with the moment those were true, so the harness measures every system identically:
+``poll()`` answers ``(events taken from the input topics, events fully processed,
+recommendations emitted, CPU seconds, ready)`` with the moment those were true, so the
+harness measures every system identically:
 
 * **streamrec** — ``python -m streams.cli worker`` (N processes in one group), configured
   only through ``STREAMREC_*``; counts come from its ``/metrics``: events =
   ``streamrec_batch_size_events_sum`` (events through the *state* stage, the end of the
   pipeline; the ingest counter ``streamrec_events_consumed_total`` runs ahead of it while the
-  internal topic buffers), recommendations = ``streamrec_recommendations_emitted_total``;
+  internal topic buffers; it is the "taken from the input" count), recommendations =
+  ``streamrec_recommendations_emitted_total``;
   ready = ``/readyz`` answers 200 on every worker. CPU is read from ``/proc`` right after.
 * **baseline** / **ceiling** — :mod:`streams.bench.naive_app`; counts, readiness and the
   process's own ``/proc/self/stat`` CPU come from the progress file it rewrites every 0.1 s.
@@ -15,6 +17,7 @@ with the moment those were true, so the harness measures every system identicall
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -44,6 +47,7 @@ class SystemExitedError(RuntimeError):
 @dataclass(frozen=True)
 class Reading:
     t: float
+    inputs: float
     events: float
     recs: float
     cpu_s: float
@@ -92,14 +96,10 @@ class Proc:
             return
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)  # anything left in its session
-        except (ProcessLookupError, PermissionError):
-            pass
         self.popen.wait()
         if self._log is not None:
             self._log.close()
@@ -111,7 +111,6 @@ class System:
 
     name: str
     procs: list[Proc] = field(default_factory=list)
-    has_output: bool = True
 
     def start(self) -> None:
         for proc in self.procs:
@@ -180,7 +179,7 @@ class StreamrecSystem(System):
         return cls(name=name, procs=procs, worker_settings=worker_settings)
 
     def poll(self) -> Reading:
-        events = recs = 0.0
+        inputs = events = recs = 0.0
         up = 0
         for settings in self.worker_settings:
             status, body = _get(f"http://127.0.0.1:{settings.web_port}/metrics")
@@ -191,6 +190,7 @@ class StreamrecSystem(System):
                                                RECS_METRIC))
             if STATE_EVENTS_METRIC not in sums:  # an older/newer worker: fall back
                 self.events_metric = INGEST_EVENTS_METRIC
+            inputs += sums.get(INGEST_EVENTS_METRIC, 0.0)
             events += sums.get(self.events_metric, 0.0)
             recs += sums.get(RECS_METRIC, 0.0)
         t = time.monotonic()
@@ -200,7 +200,7 @@ class StreamrecSystem(System):
                 _get(f"http://127.0.0.1:{s.web_port}/readyz")[0] == 200
                 for s in self.worker_settings
             )
-        return Reading(t, events, recs, cpu, self._ready_seen)
+        return Reading(t, inputs, events, recs, cpu, self._ready_seen)
 
 
 @dataclass
@@ -208,7 +208,7 @@ class NaiveSystem(System):
     """A :mod:`streams.bench.naive_app` process (``baseline`` or ``ceiling``)."""
 
     progress_path: Path = Path()
-    _last: Reading = field(default_factory=lambda: Reading(0.0, 0.0, 0.0, 0.0, False))
+    _last: Reading = field(default_factory=lambda: Reading(0.0, 0.0, 0.0, 0.0, 0.0, False))
     _ready_seen: bool = False
 
     @classmethod
@@ -230,8 +230,7 @@ class NaiveSystem(System):
             command += ["--output", settings.topic_recommendations, "--model", str(model_dir)]
         proc = Proc(command, {**os.environ, "PYTHONUNBUFFERED": "1"},
                     logs / f"{settings.app_id}.log")
-        return cls(name=mode, procs=[proc], has_output=mode == "baseline",
-                   progress_path=progress)
+        return cls(name=mode, procs=[proc], progress_path=progress)
 
     def poll(self) -> Reading:
         try:
@@ -239,6 +238,6 @@ class NaiveSystem(System):
         except (OSError, ValueError):
             return self._last
         self._ready_seen = self._ready_seen or bool(data["ready"])
-        self._last = Reading(float(data["t"]), float(data["events"]), float(data["recs"]),
-                             float(data["cpu_s"]), self._ready_seen)
+        self._last = Reading(float(data["t"]), float(data["inputs"]), float(data["events"]),
+                             float(data["recs"]), float(data["cpu_s"]), self._ready_seen)
         return self._last

@@ -1,5 +1,4 @@
-"""``streamrec soak``: arguments and entry point (wire with ``add_soak_arguments`` and
-``run_soak_command`` in :mod:`streams.cli`)."""
+"""``streamrec soak``: arguments and entry point."""
 
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ def run_soak_command(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """``python -m streams.soak.command``: the soak before it is wired into the CLI."""
+    """``python -m streams.soak.command``: the same as ``streamrec soak``."""
     parser = argparse.ArgumentParser(prog="streamrec soak", description=__doc__)
     add_soak_arguments(parser)
     return run_soak_command(parser.parse_args())

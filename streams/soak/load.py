@@ -64,7 +64,6 @@ class SyntheticEvent:
 def synthetic_events(shape: LoadShape) -> Iterator[SyntheticEvent]:
     """The stream, deterministic for a given shape (timestamps are added when sending)."""
     rng = random.Random(shape.seed)
-    heavy_odds = shape.heavy_share / (1.0 - shape.heavy_share) if shape.heavy_share < 1 else 0
     lag, visits = shape.revisit_lag, shape.events_per_user
 
     def pick() -> tuple[str, str]:
@@ -82,7 +81,7 @@ def synthetic_events(shape: LoadShape) -> Iterator[SyntheticEvent]:
         for user in owners:
             kind, item = pick()
             yield SyntheticEvent(kind, f"{REGULAR_PREFIX}{user}", item, introduced)
-            while shape.heavy_users and rng.random() < heavy_odds:
+            while shape.heavy_users and rng.random() < shape.heavy_share:
                 kind, item = pick()
                 heavy = f"{HEAVY_PREFIX}{rng.randrange(shape.heavy_users)}"
                 yield SyntheticEvent(kind, heavy, item, introduced)

@@ -291,7 +291,9 @@ def user_record_sizes(data_dir: Path) -> dict[str, Any]:
                              access_type=rocksdict.AccessType.read_only())
         try:
             for key, value in db.items():
-                if key.startswith(b"__faust") or value is None:
+                if not isinstance(key, bytes) or not isinstance(value, bytes):
+                    continue  # raw mode: always bytes
+                if key.startswith(b"__faust"):
                     continue
                 if key.startswith(HEAVY_PREFIX.encode()):
                     heavy.append(len(value))
@@ -319,37 +321,29 @@ def user_record_sizes(data_dir: Path) -> dict[str, Any]:
 def summarise(samples: list[Sample], record_sizes: dict[str, Any]) -> dict[str, Any]:
     """Does RSS / events/s level off, and does disk grow in proportion to users?"""
     loaded = [s for s in samples if s.users > 0]
-    if len(loaded) < 6:
+    if len(loaded) < 8:
         return {"note": "too few samples to judge"}
-    loaded = loaded[len(loaded) // 10:]  # skip the warm-up tenth
-    thirds = [loaded[i * len(loaded) // 3:(i + 1) * len(loaded) // 3] for i in range(3)]
+    final = loaded[-1]
 
-    def median(part: list[Sample], attr: str) -> float:
-        return round(statistics.median(getattr(s, attr) for s in part), 1)
+    def at(fraction: float) -> Sample:
+        return next(s for s in loaded if s.users >= fraction * final.users)
 
-    second_half = loaded[len(loaded) // 2:]
-    rss_slope = _slope([s.users for s in second_half], [s.worker_rss_mb for s in second_half])
-    last = samples[-1]
+    last_quarter = [s for s in loaded if s.users >= 0.75 * final.users]
+    steady = loaded[len(loaded) // 10:]  # skip the warm-up tenth
+    thirds = [steady[i * len(steady) // 3:(i + 1) * len(steady) // 3] for i in range(3)]
     return {
-        "users_processed": last.users,
-        "events_processed": last.events,
-        "worker_rss_mb_median_by_third": [median(t, "worker_rss_mb") for t in thirds],
+        "users_processed": final.users,
+        "events_processed": final.events,
+        "worker_rss_mb_at_25_50_75_100_pct_users": [
+            at(f).worker_rss_mb for f in (0.25, 0.5, 0.75, 1.0)],
+        "worker_rss_mb_growth_last_quarter": round(
+            max(s.worker_rss_mb for s in last_quarter) - last_quarter[0].worker_rss_mb, 1),
         "worker_rss_mb_max": max(s.worker_rss_mb for s in samples),
-        "worker_rss_mb_per_100k_users_second_half": round(rss_slope * 100_000, 1),
-        "events_per_s_median_by_third": [median(t, "events_per_s") for t in thirds],
+        "events_per_s_median_by_third": [
+            round(statistics.median(s.events_per_s for s in t), 1) for t in thirds],
         "disk_bytes_per_user_by_third": [
-            round(statistics.median(s.disk_mb * MB / s.users for s in t)) for t in thirds
-        ],
-        "disk_mb_final": last.disk_mb,
-        "broker_rss_mb_final": last.broker_rss_mb,
+            round(statistics.median(s.disk_mb * MB / s.users for s in t)) for t in thirds],
+        "disk_mb_final": final.disk_mb,
+        "broker_rss_mb_final": final.broker_rss_mb,
         "stored_bytes_per_regular_user": record_sizes.get("regular_bytes_mean"),
     }
-
-
-def _slope(xs: list[int], ys: list[float]) -> float:
-    if len(xs) < 2 or len(set(xs)) < 2:
-        return 0.0
-    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-    num = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    den = sum((x - mean_x) ** 2 for x in xs)
-    return num / den

@@ -64,13 +64,13 @@ def draw_cases(now_ms: int, minimum_bad: int) -> list[Case]:
     example is a list of records, so a few hundred examples are enough)."""
     cases: list[Case] = []
 
-    @hypothesis_settings(max_examples=60, database=None, phases=[Phase.generate],
+    @hypothesis_settings(max_examples=51, database=None, phases=[Phase.generate],
                          deadline=None, suppress_health_check=list(HealthCheck))
     @given(
-        bad=st.lists(bad_case(now_ms, MAX_PAYLOAD), min_size=100, max_size=100),
+        bad=st.lists(bad_case(now_ms, MAX_PAYLOAD), min_size=50, max_size=50),
         erasures=st.lists(bad_erasure(), max_size=2),
-        valid=st.lists(st.tuples(valid_event(now_ms, USERS), KEYS), min_size=25,
-                       max_size=25),
+        valid=st.lists(st.tuples(valid_event(now_ms, USERS), KEYS), min_size=12,
+                       max_size=12),
     )
     def collect(bad: list[Case], erasures: list[Case],
                 valid: list[tuple[dict[str, Any], bytes | None]]) -> None:

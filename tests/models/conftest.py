@@ -8,11 +8,13 @@ To put more recommenders under the contract, add fast (tiny-config) factories to
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pytest
 
 from models.baselines import BASELINES
+from models.neural import NEURAL_MODELS, TINY_CONFIGS, TINY_SETTINGS
 from models.protocol import SessionRecommender
 
 TINY_N_ITEMS = 30
@@ -23,8 +25,11 @@ def contract_factories() -> dict[str, Callable[[], SessionRecommender]]:
     factories: dict[str, Callable[[], SessionRecommender]] = {
         f"baseline-{name}": factory for name, factory in BASELINES.items()
     }
-    # Neural models: add tiny configs here, e.g.
-    # factories.update({f"neural-{n}": partial(NEURAL_MODELS[n], **TINY[n]) for n in ...})
+    factories.update({
+        f"neural-{name}": partial(NEURAL_MODELS[name], settings=TINY_SETTINGS,
+                                  **TINY_CONFIGS[name])
+        for name in NEURAL_MODELS
+    })
     return factories
 
 

@@ -54,7 +54,7 @@ def test_epoch_batches_are_a_seeded_partition() -> None:
 def test_training_learns_and_keeps_the_best_epoch(tmp_path) -> None:
     sessions = chain_sessions()
     model = tiny()
-    settings = TrainSettings(max_epochs=6, batch_size=16, lr=5e-3, lr_decay=1.0,
+    settings = TrainSettings(max_epochs=6, batch_size=16, lr=5e-3, lr_final=1.0,
                              valid_fraction=0.1, progress=False)
     result = train_model(model, sessions, settings, out_dir=tmp_path)
     assert result.history[-1]["loss"] < result.history[0]["loss"]

@@ -16,16 +16,11 @@ from models.training import TrainSettings
 
 N_ITEMS = 40
 TINY = {
-    "sessattn": {"dim": 16, "n_heads": 2, "max_seq_len": 8, "n_layers": 1},
+    "sessattn": {"dim": 16, "n_heads": 2, "max_seq_len": 8, "n_layers": 1, "neighbors": 4},
     "gru4rec": {"dim": 16, "max_seq_len": 8},
     "sasrec": {"dim": 16, "n_heads": 2, "n_layers": 1, "max_seq_len": 8},
 }
 NAMES = sorted(ARCHITECTURES)
-
-
-def tiny_model(name: str, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model(name, N_ITEMS, **TINY[name]).eval()
 
 
 def tiny_sessions(n: int = 120, seed: int = 0) -> list[list[int]]:
@@ -35,6 +30,13 @@ def tiny_sessions(n: int = 120, seed: int = 0) -> list[list[int]]:
         start, length = int(rng.integers(1, N_ITEMS - 6)), int(rng.integers(2, 7))
         sessions.append([start + i for i in range(length)])
     return sessions
+
+
+def tiny_model(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(name, N_ITEMS, **TINY[name])
+    model.prepare(tiny_sessions())  # e.g. fills SessAttn's neighbour tables
+    return model.eval()
 
 
 def test_registry_covers_every_architecture() -> None:
@@ -130,3 +132,38 @@ def test_full_softmax_ce_matches_cross_entropy(bf16: bool) -> None:
     torch.testing.assert_close(got, ref, atol=tol, rtol=tol)
     torch.testing.assert_close(got_h, ref_h, atol=tol * ref_h.abs().max().item(), rtol=0)
     torch.testing.assert_close(got_i, ref_i, atol=tol * ref_i.abs().max().item(), rtol=0)
+
+
+def test_fused_normalize_matches_functional() -> None:
+    from models.neural.base import l2_normalize
+
+    x = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(5, 6, dtype=torch.float64)
+    (got,) = torch.autograd.grad(l2_normalize(x), x, grad)
+    (ref,) = torch.autograd.grad(F.normalize(x, dim=-1), x, grad)
+    torch.testing.assert_close(got, ref)
+
+
+def test_sampled_softmax_loss_trains() -> None:
+    model = tiny_model("sessattn").train()
+    ids, lengths = pad_batch(tiny_sessions(16), 8)
+    loss = model.loss(torch.from_numpy(ids), torch.from_numpy(lengths), negatives=8)
+    loss.backward()
+    assert torch.isfinite(loss) and model.items.weight.grad.abs().sum() > 0
+
+
+def test_neighbour_tables_hold_the_most_frequent_co_occurrences() -> None:
+    model = build_model("sessattn", N_ITEMS, dim=8, n_heads=2, neighbors=2, neighbor_window=1)
+    model.prepare([[1, 2], [1, 2], [1, 3], [4]])
+    assert model.nbr_ids[1].tolist() == [2, 3]
+    assert model.nbr_ids[4].tolist() == [0, 0]
+    assert model.nbr_logw[1, 0].item() == pytest.approx(np.log(2))
+
+
+def test_training_rows_read_the_other_folds_neighbours() -> None:
+    model = build_model("sessattn", N_ITEMS, dim=8, n_heads=2, neighbors=2, neighbor_window=1)
+    model.prepare([[1, 2], [1, 3], [1, 4, 5]])  # item sums 3 (fold 1), 4 (0), 10 (0)
+    assert set(model.fold_ids[1, 1].tolist()) == {3, 4}  # fold-1 rows see fold-0 sessions
+    assert model.fold_ids[0, 1].tolist() == [2, 0]
+    assert model.fold_ids[0, 4].tolist() == [0, 0]
+    assert "fold_ids" not in model.state_dict()
