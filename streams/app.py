@@ -90,16 +90,20 @@ def state_bounds(settings: Settings) -> StateBounds:
 
 
 class StreamrecApp(faust.App):
-    """faust.App that uses :mod:`streams.tansu`'s transport on the development broker."""
+    """faust.App with :mod:`streams.transport` (the consumer's fetch wait from settings),
+    plus :mod:`streams.tansu`'s exact end offsets on the development broker."""
 
     exact_end_offsets: bool = False
+    fetch_max_wait_ms: int = 1500
 
     def _new_transport(self) -> Any:
         if self.exact_end_offsets:
             from streams.tansu import TansuTransport
 
             return TansuTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        from streams.transport import StreamrecTransport
+
+        return StreamrecTransport(self.conf.broker_consumer, self)
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -135,6 +139,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         version=1,
     )
     app.exact_end_offsets = settings.broker_flavour == "tansu"
+    app.fetch_max_wait_ms = round(settings.broker_fetch_max_wait_s * 1000)
     return app
 
 

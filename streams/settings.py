@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     broker_heartbeat_interval_s: float = Field(
         1.0, gt=0, description="Consumer heartbeat interval; well below the session timeout."
     )
+    broker_fetch_max_wait_s: float = Field(
+        0.02,
+        ge=0.001,
+        le=5.0,
+        description="Longest a fetch waits for new records (Faust fixes 1.5 s). Short, so a "
+        "hop that ran dry costs little freshness on brokers that hold a fetch for its whole "
+        "wait (the embedded one does).",
+    )
 
     # --- topics -------------------------------------------------------------------------
     topic_views: str = Field("views", description="Input topic for view events.")

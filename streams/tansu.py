@@ -27,6 +27,8 @@ from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.transport import StreamrecConsumer, StreamrecConsumerThread, StreamrecTransport
+
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 10.0
@@ -71,7 +73,7 @@ async def exact_end_offsets(
     return exact
 
 
-class ExactEndOffsetsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class ExactEndOffsetsConsumerThread(StreamrecConsumerThread):
     """Faust's aiokafka consumer thread with exact end offsets (see module docstring)."""
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -88,12 +90,12 @@ class ExactEndOffsetsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
 
 
-class ExactEndOffsetsConsumer(faust_aiokafka.Consumer):
+class ExactEndOffsetsConsumer(StreamrecConsumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ExactEndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class TansuTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with :class:`ExactEndOffsetsConsumer`."""
+class TansuTransport(StreamrecTransport):
+    """Streamrec's transport with :class:`ExactEndOffsetsConsumer`."""
 
     Consumer = ExactEndOffsetsConsumer

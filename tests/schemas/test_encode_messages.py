@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas import codecs
 from schemas.codecs import (
     Event,
     EventType,
@@ -241,3 +242,69 @@ def test_format_rfc3339() -> None:
     assert format_rfc3339_ms(-62_135_596_800_000) == "0001-01-01T00:00:00.000Z"
     with pytest.raises(InvalidTimestampError):
         format_rfc3339_ms(253_402_300_800_000)
+
+
+# The emission fast path: it may only accept what recommendation.schema.json accepts.
+
+_IDS = st.one_of(st.text("abcXYZ019-_.:ü用🎉 ", min_size=1, max_size=40),
+                st.sampled_from(["x" * 256, "x" * 257, "", "tab\there", "nl\n", "\x7f",
+                                 "\x9f", "\xa0ok", "end\n"]))
+_ODD = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True),
+                 st.text(max_size=4), st.lists(st.integers(), max_size=2),
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_TIMES = st.sampled_from(["2026-11-23T18:00:00.250Z", "2026-11-23T18:00:00Z",
+                          "2026-13-23T18:00:00.250Z", "2026-11-23T18:00:00.250Z\n",
+                          "2026-11-23T24:00:00.250Z", "2026-11-23 18:00:00.250Z"])
+_DAMAGES = st.sampled_from(["odd", "drop", "extra", "id", "time"])
+
+
+@st.composite
+def near_recommendations(draw: st.DrawFn) -> Any:
+    """Valid messages as build_recommendation makes them; most get 1-2 fields damaged."""
+    items = [{"item_id": f"sku-{i}", "score": draw(st.one_of(
+        st.floats(-1e6, 1e6), st.integers(-5, 5)))} for i in range(draw(st.integers(0, 5)))]
+    message: dict[str, Any] = build_recommendation(
+        "u-1", [], "sessattn", "7", TRIGGER, NOW,
+        draw(st.sampled_from([None, *FallbackReason])))
+    message["items"] = items
+    for _ in range(draw(st.sampled_from([0, 1, 1, 2]))):
+        container = draw(st.sampled_from(
+            ["top", "model", "trigger"] + (["item"] if items and
+                                           isinstance(items[-1], dict) else [])))
+        target = {"top": message, "model": message.get("model"),
+                  "trigger": message.get("trigger"),
+                  "item": items[-1] if items else None}[container]
+        if not isinstance(target, dict) or not target:  # an earlier damage replaced it
+            continue
+        key = draw(st.sampled_from(sorted(target)))
+        damage = draw(_DAMAGES)
+        if damage == "odd":
+            target[key] = draw(_ODD)
+        elif damage == "drop":
+            del target[key]
+        elif damage == "extra":
+            target[draw(st.sampled_from(["extra", "rank", ""]))] = 1
+        elif damage == "id":
+            target[key] = draw(_IDS)
+        else:
+            target[key] = draw(_TIMES)
+    return message
+
+
+@settings(max_examples=400, deadline=None)
+@given(near_recommendations())
+def test_fast_path_accepts_nothing_the_schema_rejects(message: Any) -> None:
+    if codecs._fast_recommendation_ok(message):
+        assert RECOMMENDATION.is_valid(message), message
+
+
+def test_fast_path_takes_what_build_recommendation_makes() -> None:
+    assert codecs.RECOMMENDATION_FAST_PATH_ENABLED, (
+        "recommendation.schema.json changed: review schemas.codecs._fast_recommendation_ok "
+        "against it, then set _RECOMMENDATION_FAST_PATH_SHA256 = "
+        f"{codecs._schema_fingerprint(load_schema('recommendation'))!r}")
+    for fallback in (None, *FallbackReason):
+        message = build_recommendation("ü-1", [(f"sku-{i}", 1.0 / (i + 1)) for i in range(20)],
+                                       "sessattn", "20261123T2027Z", TRIGGER, NOW, fallback)
+        assert codecs._fast_recommendation_ok(message)
+    assert not codecs._fast_recommendation_ok(recommendation(user_id="tab\there"))
