@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 
 TRENDING_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
-TTL_SWEEP_USERS_PER_BATCH = 64
+TTL_SWEEP_MIN_USERS = 8
+TTL_SWEEP_MAX_USERS = 64
+"""Each micro-batch looks at as many stored users as it has events, within these bounds:
+the sweep keeps pace with traffic (every user is looked at once per ``stored users / event
+rate`` seconds) and a trickle of tiny batches does not pay for a full sweep each time."""
 
 
 @dataclass
@@ -62,6 +66,10 @@ class StateAgent:
     recommendations_topic: str
     sweep_cursors: dict[int, bytes] = field(default_factory=dict)
     recommendation_partitions: int = 0
+    boards: dict[int, tuple[bytes, TrendingBoard]] = field(default_factory=dict)
+    """Per partition, the board's stored bytes and the board decoded from them: decoding a
+    full board costs more than a small micro-batch, and the stored bytes say when the cache
+    is stale (e.g. the partition was recovered from its changelog meanwhile)."""
 
     async def __call__(self, stream: faust.StreamT) -> None:
         settings = self.worker.settings
@@ -95,7 +103,7 @@ class StateAgent:
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
         await self._score_and_emit(update, board, output)
-        self._sweep_expired(users, output)
+        self._sweep_expired(users, output, len(decoded))
 
         users.write(output.user_changes)
         if output.board_changes:
@@ -117,14 +125,20 @@ class StateAgent:
         settings = self.worker.settings
         key = f"p{store.partition}".encode()
         (stored,) = store.get_many([key])
-        board = (
-            TrendingBoard.from_bytes(stored) if stored
-            else TrendingBoard.empty(settings.trending_half_life_s)
-        )
+        cached = self.boards.get(store.partition)
+        if not stored:
+            board = TrendingBoard.empty(settings.trending_half_life_s)
+        elif cached is not None and cached[0] == stored:
+            board = cached[1]
+        else:
+            board = TrendingBoard.from_bytes(stored)
         if update.fresh_events:
             board = update_trending(board, update.fresh_events, TRENDING_WEIGHTS,
                                     settings.trending_half_life_s, settings.trending_capacity)
-            output.board_changes[key] = board.to_bytes()
+            stored = board.to_bytes()
+            output.board_changes[key] = stored
+        if stored:
+            self.boards[store.partition] = (stored, board)
         return board
 
     async def _score_and_emit(
@@ -165,8 +179,9 @@ class StateAgent:
             if emission.fallback:
                 metrics.fallbacks.labels(reason=emission.fallback).inc()
 
-    def _sweep_expired(self, store: PartitionStore, output: BatchOutput) -> None:
+    def _sweep_expired(self, store: PartitionStore, output: BatchOutput, events: int) -> None:
         """Look at the next few users of this partition; expire those past the TTL."""
+        budget = min(max(events, TTL_SWEEP_MIN_USERS), TTL_SWEEP_MAX_USERS)
         now, bounds = now_ms(), self.worker.bounds
         cursor = self.sweep_cursors.get(store.partition, b"")
         seen, expired = 0, 0
@@ -179,7 +194,7 @@ class StateAgent:
                 output.user_changes[key] = None
                 output.recommendations.append((key.decode("utf-8"), None))
                 expired += 1
-            if seen >= TTL_SWEEP_USERS_PER_BATCH:
+            if seen >= budget:
                 break
         self.sweep_cursors[store.partition] = iterator.next_key()
         if expired:
