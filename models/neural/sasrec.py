@@ -66,7 +66,9 @@ class SASRec(SessionModel):
         if config.dim % config.n_heads:
             raise ValueError(f"dim {config.dim} is not a multiple of n_heads {config.n_heads}")
         self.items = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
-        self.positions = nn.Embedding(config.max_seq_len, config.dim)
+        # Training windows are max_seq_len + 1 items wide (the last is only a target, but its
+        # hidden state is computed with the rest), so one position more than serving reads.
+        self.positions = nn.Embedding(config.max_seq_len + 1, config.dim)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln = nn.LayerNorm(config.dim)
         self.drop = nn.Dropout(config.dropout)
