@@ -90,6 +90,10 @@ async def score_users(
             ranked = call()
         else:
             ranked = await asyncio.get_running_loop().run_in_executor(executor, call)
+        if len(ranked) != len(with_history):
+            raise ValueError(
+                f"model {scorer.name} returned {len(ranked)} rows for {len(with_history)} users"
+            )
     except Exception:  # a broken model must not stop the stream: serve trending instead
         log.exception("model %s failed on a batch of %d users", scorer.name, len(with_history))
         for user in with_history:

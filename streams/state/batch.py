@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from schemas.codecs import Event
-from streams.state.bounds import StateBounds
+from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.trending import TrendingBoard, record_many
 from streams.state.user_state import Outcome, UserState, apply_event
 
@@ -33,8 +33,17 @@ class UserRecord:
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> UserRecord:
-        (length,) = _HEADER.unpack_from(payload)
+        """Inverse of :meth:`to_bytes`; raises :class:`StateDecodeError` for corrupt bytes."""
+        try:
+            (length,) = _HEADER.unpack_from(payload)
+        except struct.error as exc:
+            raise StateDecodeError(f"user record shorter than its header: {exc}") from exc
         start = _HEADER.size
+        if len(payload) < start + length:
+            raise StateDecodeError(
+                f"user record truncated: header says {length} state bytes, "
+                f"{len(payload) - start} present"
+            )
         state = UserState.from_bytes(payload[start : start + length])
         rest = payload[start + length :]
         return cls(state=state, last_recommendation=rest or None)

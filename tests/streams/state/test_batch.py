@@ -1,0 +1,166 @@
+"""apply_batch / UserRecord / update_trending: one micro-batch folded into users and the board."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from schemas.codecs import Event, EventType
+from streams.state.batch import UserRecord, apply_batch, group_by_user, update_trending
+from streams.state.bounds import StateBounds, StateDecodeError
+from streams.state.trending import TrendingBoard, top
+from streams.state.user_state import Outcome, UserState, apply_events
+
+T0 = 1_795_456_800_000
+BOUNDS = StateBounds(reorder_window_s=300.0)
+WEIGHTS = {"view": 1.0, "click": 2.0, "purchase": 8.0}  # add_to_cart missing: weight 1.0
+
+
+def ev(eid: str, user: str, item: str, time_ms: int, kind: EventType = EventType.VIEW) -> Event:
+    return Event(eid, kind, user, item, time_ms)
+
+
+def folded(*events: Event) -> UserState:
+    state = apply_events(None, events, BOUNDS).state
+    assert state is not None
+    return state
+
+
+class Store:
+    """An in-memory ``users`` table that counts reads."""
+
+    def __init__(self, records: dict[str, UserRecord] | None = None) -> None:
+        self.records = records or {}
+        self.reads: Counter[str] = Counter()
+
+    def load(self, user_id: str) -> UserRecord | None:
+        self.reads[user_id] += 1
+        return self.records.get(user_id)
+
+
+# --- UserRecord ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "recommendation",
+    [None, b'{"user_id": "u1", "items": []}', b"\x00\x00\x00\xff binary, header-like"],
+)
+def test_user_record_round_trips(recommendation: bytes | None) -> None:
+    record = UserRecord(folded(ev("e1", "u1", "a", T0), ev("e2", "u1", "b", T0 + 1)),
+                        recommendation)
+    assert UserRecord.from_bytes(record.to_bytes()) == record
+
+
+def test_user_record_starts_with_the_state_length() -> None:
+    state = folded(ev("e1", "u1", "a", T0))
+    payload = UserRecord(state, b"REC").to_bytes()
+    state_bytes = state.to_bytes()
+    assert payload == len(state_bytes).to_bytes(4, "big") + state_bytes + b"REC"
+
+
+def test_a_corrupt_state_in_a_record_raises_state_decode_error() -> None:
+    with pytest.raises(StateDecodeError):
+        UserRecord.from_bytes(b"\x00\x00\x00\x05{bad}rest")
+
+
+# --- apply_batch ---------------------------------------------------------------------------
+
+
+def test_each_user_is_read_once_and_folded_in_arrival_order() -> None:
+    events = [
+        ev("a1", "alice", "x", T0),
+        ev("b1", "bob", "y", T0),
+        ev("a2", "alice", "z", T0 + 1_000),
+        ev("b2", "bob", "x", T0 - 1_000),  # out of order, within the reorder window
+    ]
+    store = Store()
+    update = apply_batch(events, store.load, BOUNDS)
+    assert store.reads == {"alice": 1, "bob": 1}
+    assert update.users == {
+        "alice": UserRecord(folded(events[0], events[2])),
+        "bob": UserRecord(folded(events[1], events[3])),
+    }
+    assert update.fresh_events == [events[0], events[2], events[1], events[3]]  # user by user
+    assert update.outcomes == {Outcome.APPLIED: 4}
+
+
+def test_stored_state_and_last_recommendation_carry_over() -> None:
+    earlier = ev("a1", "alice", "x", T0)
+    store = Store({"alice": UserRecord(folded(earlier), b"last-rec")})
+    new = ev("a2", "alice", "y", T0 + 1_000)
+    update = apply_batch([new], store.load, BOUNDS)
+    assert update.users["alice"] == UserRecord(folded(earlier, new), b"last-rec")
+
+
+def test_duplicates_are_counted_and_not_fresh() -> None:
+    stored = ev("a1", "alice", "x", T0)
+    store = Store({"alice": UserRecord(folded(stored), b"rec")})
+    new = ev("a2", "alice", "y", T0 + 1)
+    batch = [stored, new, new]  # one redelivered from before, one twice in this batch
+    update = apply_batch(batch, store.load, BOUNDS)
+    assert update.outcomes == {Outcome.DUPLICATE: 2, Outcome.APPLIED: 1}
+    assert update.fresh_events == [new]
+    assert update.users["alice"].state == folded(stored, new)
+
+
+def test_a_user_whose_events_were_all_duplicates_is_still_rewritten_unchanged() -> None:
+    stored_state = folded(ev("a1", "alice", "x", T0))
+    store = Store({"alice": UserRecord(stored_state, b"rec")})
+    update = apply_batch([ev("a1", "alice", "x", T0)], store.load, BOUNDS)
+    assert update.users == {"alice": UserRecord(stored_state, b"rec")}
+    assert update.fresh_events == []
+    assert update.outcomes == {Outcome.DUPLICATE: 1}
+
+
+def test_late_events_count_and_are_fresh() -> None:
+    store = Store()
+    newest = ev("a1", "alice", "x", T0)
+    late = ev("a0", "alice", "old", T0 - 3_600_000, EventType.PURCHASE)
+    update = apply_batch([newest, late], store.load, BOUNDS)
+    assert update.outcomes == {Outcome.APPLIED: 1, Outcome.LATE: 1}
+    assert update.fresh_events == [newest, late]  # trending still counts a late event
+    assert update.users["alice"].state.purchased == ("old",)
+
+
+def test_group_by_user_keeps_arrival_order() -> None:
+    events = [ev("1", "u", "a", 3), ev("2", "v", "a", 1), ev("3", "u", "b", 2)]
+    assert group_by_user(events) == {"u": [events[0], events[2]], "v": [events[1]]}
+
+
+# --- update_trending ----------------------------------------------------------------------
+
+
+def test_update_trending_weights_each_fresh_event_by_its_type() -> None:
+    store = Store({"alice": UserRecord(folded(ev("dup", "alice", "dup-item", T0)))})
+    batch = [
+        ev("dup", "alice", "dup-item", T0),  # duplicate: must not reach the board
+        ev("v1", "alice", "a", T0),
+        ev("c1", "bob", "a", T0, EventType.CLICK),
+        ev("p1", "bob", "b", T0, EventType.PURCHASE),
+        ev("k1", "carol", "c", T0, EventType.ADD_TO_CART),  # no weight given: 1.0
+    ]
+    update = apply_batch(batch, store.load, BOUNDS)
+    before = TrendingBoard.empty()
+    board = update_trending(before, update.fresh_events, WEIGHTS, 3600.0, capacity=10)
+    assert top(board, 10, T0) == [("b", 8.0), ("a", 3.0), ("c", 1.0)]
+    assert len(before) == 0  # the old board is left untouched
+
+
+def test_update_trending_decays_and_respects_capacity() -> None:
+    board = update_trending(
+        TrendingBoard.empty(),
+        [ev("1", "u", "old", T0 - 3_600_000, EventType.PURCHASE),  # 8 one half-life ago
+         ev("2", "u", "new", T0, EventType.CLICK),
+         ev("3", "u", "tiny", T0)],
+        WEIGHTS,
+        3600.0,
+        capacity=2,
+    )
+    assert top(board, 10, T0) == [("old", 4.0), ("new", 2.0)]
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\x00", b"\x00\x00\x00\x40{}"])
+def test_a_short_or_truncated_record_is_a_decode_error(payload: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        UserRecord.from_bytes(payload)
