@@ -23,6 +23,7 @@ import logging
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from streams.bench.report import freshness_fields
 from streams.bench.systems import NaiveSystem, StreamrecSystem, System, SystemExitedError
 from streams.bench.traffic import OutputReader, offer, send_all
 from streams.broker import free_port
+from streams.errors import StreamrecError
 from streams.settings import Settings, load_settings
 from streams.topics import create_topics, topic_specs
 
@@ -119,10 +121,12 @@ class Profiler:
     """py-spy attached to one process from ``start`` to ``stop``."""
 
     def __init__(self, pid: int, path: Path, fmt: str) -> None:
-        from streams.bench.systems import REPO
-
-        venv_spy = Path(REPO) / ".venv" / "bin" / "py-spy"
-        spy = str(venv_spy) if venv_spy.exists() else (shutil.which("py-spy") or "py-spy")
+        venv_spy = Path(sys.executable).parent / "py-spy"  # installed beside streamrec
+        spy = str(venv_spy) if venv_spy.exists() else shutil.which("py-spy")
+        if spy is None:
+            raise StreamrecError(
+                "--profile needs py-spy: pip install 'streamrec[dev]' (or pip install py-spy)"
+            )
         self.path = path
         self.log = path.with_suffix(".log").open("wb")
         self.popen = subprocess.Popen(
