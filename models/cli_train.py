@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +77,29 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _overrides(pairs: list[str], model: str) -> dict[str, Any]:
     config_cls = ARCHITECTURES[model][0]
-    fields = config_cls.__dataclass_fields__
+    known = {f.name: f for f in fields(config_cls)}
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or key not in fields or key == "n_items":
+        if not sep or key not in known or key == "n_items":
             raise InvalidInputError(
                 f"--set {pair!r}: expected KEY=VALUE with KEY one of "
-                f"{', '.join(f for f in fields if f != 'n_items')}"
+                f"{', '.join(f for f in known if f != 'n_items')}"
             )
-        default = fields[key].default
+        default = known[key].default
         if isinstance(default, tuple):
             out[key] = tuple(int(v) for v in raw.split(",") if v)
         elif isinstance(default, bool):
             out[key] = raw.lower() in ("1", "true", "yes")
-        else:
-            out[key] = type(default)(raw)
+        elif isinstance(default, int | float | str):
+            try:
+                out[key] = type(default)(raw)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"--set {pair!r}: {key} takes a {type(default).__name__}"
+                ) from exc
+        else:  # every config field but n_items has a plain default
+            raise InvalidInputError(f"--set {pair!r}: {key} cannot be set from the command line")
     return out
 
 

@@ -66,6 +66,9 @@ class InferenceGraph(nn.Module):
     table precomputed (normalised and transposed once), so a scoring call reads the
     ``(d, n_items + 1)`` table once instead of re-normalising it."""
 
+    table: torch.Tensor  # buffer (d, n_items + 1)
+    pad: torch.Tensor  # buffer (n_items + 1,)
+
     def __init__(self, model: SessionModel) -> None:
         super().__init__()
         self.model = model
@@ -104,8 +107,8 @@ def export_onnx(
             (torch.from_numpy(ids), torch.from_numpy(lengths)),
             str(path),
             dynamo=False,
-            input_names=[i["name"] for i in INPUTS],
-            output_names=[o["name"] for o in OUTPUTS],
+            input_names=[str(i["name"]) for i in INPUTS],
+            output_names=[str(o["name"]) for o in OUTPUTS],
             dynamic_axes={
                 "item_ids": {0: "batch", 1: "seq"},
                 "lengths": {0: "batch"},

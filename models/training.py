@@ -104,7 +104,7 @@ def epoch_batches(
     within random pools of 50 batches) to keep padding small."""
     order = rng.permutation(len(windows))
     pool = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda i: len(windows[i]))
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))

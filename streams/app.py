@@ -55,7 +55,7 @@ class Worker:
     def is_ready(self) -> bool:
         """Tables recovered, not rebalancing, the model loaded (when one is configured)
         and the broker answering (when a probe is attached)."""
-        recovery = self.app.tables.recovery
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # Faust's TableManagerT omits it
         recovered = recovery.completed.is_set() and not recovery.in_recovery
         model_ok = self.settings.model_dir is None or self.scorer is not None
         broker_ok = self.broker_health is None or self.broker_health.reachable

@@ -73,7 +73,7 @@ def register_views(worker: Worker) -> None:
         body = {
             "ready": ready,
             "broker": health.status(),
-            "recovering": bool(app.tables.recovery.in_recovery),
+            "recovering": bool(app.tables.recovery.in_recovery),  # type: ignore[attr-defined]  # Faust's TableManagerT omits it
             "rebalancing": bool(app.rebalancing),
             "model": worker.scorer.name if worker.scorer else None,
             "model_error": worker.model_error,

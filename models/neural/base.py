@@ -128,6 +128,7 @@ class SessionModel(nn.Module):
     ``session_vector`` with a cheaper last-position-only inference path."""
 
     architecture: str = "base"
+    pad_scores: torch.Tensor  # buffer: PAD_SCORE at column 0, zeros elsewhere
 
     def __init__(self, config: Any) -> None:
         super().__init__()

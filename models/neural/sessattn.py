@@ -76,6 +76,12 @@ class CausalBlock(nn.Module):
 
 class SessAttn(SessionModel):
     architecture = "sessattn"
+    # Buffers (only when config.neighbors > 0): each item's global neighbours and their
+    # log co-occurrence counts, for inference and per training fold.
+    nbr_ids: torch.Tensor
+    nbr_logw: torch.Tensor
+    fold_ids: torch.Tensor
+    fold_logw: torch.Tensor
 
     def __init__(self, config: SessAttnConfig) -> None:
         super().__init__(config)

@@ -36,7 +36,7 @@ class IngestAgent:
             Pseudonymiser(settings.pseudonymisation_key.encode("utf-8"))
             if settings.pseudonymisation_key else None
         )
-        async for events in stream.take_events(
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
             settings.batch_max_events, settings.batch_max_seconds
         ):
             batch = ingest(

@@ -74,7 +74,7 @@ class StateAgent:
     async def __call__(self, stream: faust.StreamT) -> None:
         settings = self.worker.settings
         # A bundle already holds up to batch_max_events events.
-        async for events in stream.take_events(
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
             max(1, settings.batch_max_events // 10), settings.batch_max_seconds
         ):
             await self.process(events)
@@ -203,7 +203,7 @@ class StateAgent:
     async def _produce(
         self, users: PartitionStore, trending: PartitionStore, output: BatchOutput
     ) -> None:
-        producer = self.worker.app.producer._ensure_producer()  # noqa: SLF001
+        producer = self.worker.app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
         if not self.recommendation_partitions:
             self.recommendation_partitions = len(
                 await producer.partitions_for(self.recommendations_topic))

@@ -60,9 +60,10 @@ class OutputWatcher:
         try:
             while not self._stop.is_set():
                 for message in consumer.consume(num_messages=500, timeout=0.2):
-                    if message.error() or message.value() is None:
+                    topic, value = message.topic(), message.value()
+                    if message.error() or topic is None or value is None:
                         continue
-                    self._record(message.topic(), message.value())
+                    self._record(topic, value)
         finally:
             consumer.close()
 
