@@ -141,6 +141,10 @@ class OnnxScorer:
         return scores
 
     # ------------------------------------------------------------------ external ids
+    def knows(self, item_id: str) -> bool:
+        """Whether ``item_id`` is in the model's vocabulary (was seen in training)."""
+        return self.vocabulary.index(item_id) != 0
+
     def recommend(
         self,
         histories: Sequence[Sequence[str]],

@@ -1,8 +1,9 @@
 """Stage 4: score every user a micro-batch touched in one batched model call.
 
 The model is whatever ``models.serving.load_scorer`` serves; when there is none, when a user
-has no history, or when the call fails, the user gets the partition's trending items and the
-message says which fallback it is.
+has no history, when none of the user's items is known to the model (the catalogue moved on
+since it was trained), or when the call fails, the user gets the partition's trending items
+and the message says which fallback it is.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
+from schemas.reasons import FallbackReason
 from streams.candidates import Candidates
 from streams.state.trending import TrendingBoard, top
 
 log = logging.getLogger(__name__)
 
-FALLBACK_NO_HISTORY = "no_history"
-FALLBACK_NO_MODEL = "no_model"
-FALLBACK_SCORING_ERROR = "scoring_error"
-FALLBACK_REASONS = (FALLBACK_NO_HISTORY, FALLBACK_NO_MODEL, FALLBACK_SCORING_ERROR)
+FALLBACK_NO_HISTORY = FallbackReason.NO_HISTORY.value
+FALLBACK_NO_MODEL = FallbackReason.NO_MODEL.value
+FALLBACK_UNKNOWN_ITEMS = FallbackReason.UNKNOWN_ITEMS.value
+FALLBACK_SCORING_ERROR = FallbackReason.SCORING_ERROR.value
+FALLBACK_REASONS = tuple(reason.value for reason in FallbackReason)
 
 
 class Scorer(Protocol):
@@ -32,6 +35,10 @@ class Scorer(Protocol):
 
     name: str
     version: str
+
+    def knows(self, item_id: str) -> bool:
+        """Whether the model was trained on ``item_id`` (unknown ids carry no signal)."""
+        ...
 
     def recommend(
         self,
@@ -77,6 +84,15 @@ async def score_users(
     if scorer is None:
         for user in with_history:
             results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_NO_MODEL)
+        return results, ScoringReport(0.0, 0)
+    scoreable = []
+    for user in with_history:
+        if any(scorer.knows(item) for item in candidates[user].history):
+            scoreable.append(user)
+        else:
+            results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_UNKNOWN_ITEMS)
+    with_history = scoreable
+    if not with_history:
         return results, ScoringReport(0.0, 0)
     started = time.perf_counter()
     call = functools.partial(

@@ -130,6 +130,12 @@ def test_unknown_ids_are_oov_and_never_recommended(model_dir: Path) -> None:
     assert set(ids) == set(scorer.vocabulary.items)  # never index 0 / an unknown id
 
 
+def test_the_scorer_knows_exactly_its_vocabulary(model_dir: Path) -> None:
+    scorer = load_scorer(model_dir)
+    assert all(scorer.knows(item) for item in scorer.vocabulary.items)
+    assert not any(scorer.knows(item) for item in ("nope", "", str(N_ITEMS + 1)))
+
+
 def test_excluded_items_are_never_recommended(model_dir: Path) -> None:
     scorer = load_scorer(model_dir)
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from streams.scoring import (
     FALLBACK_NO_HISTORY,
     FALLBACK_NO_MODEL,
     FALLBACK_SCORING_ERROR,
+    FALLBACK_UNKNOWN_ITEMS,
     Scored,
     Scorer,
     ScoringReport,
@@ -49,7 +50,11 @@ class FakeScorer:
     version: str = "7"
     fail_with: Exception | None = None
     drop_last_row: bool = False
+    unknown: frozenset[str] = frozenset()
     calls: list[RecordedCall] = field(default_factory=list)
+
+    def knows(self, item_id: str) -> bool:
+        return item_id not in self.unknown
 
     def recommend(
         self,
@@ -160,3 +165,21 @@ def test_a_model_returning_too_few_rows_falls_back_as_scoring_error() -> None:
     assert {user: s.fallback for user, s in results.items()} == {
         "u1": FALLBACK_SCORING_ERROR, "u2": FALLBACK_SCORING_ERROR
     }
+
+
+def test_a_user_whose_items_the_model_never_saw_gets_trending_as_unknown_items() -> None:
+    scorer = FakeScorer(unknown=frozenset({"new1", "new2"}))
+    results, report = score({"u1": cand("new1", "new2"), "u2": cand("new1", "a")}, scorer)
+    assert results["u1"].fallback == FALLBACK_UNKNOWN_ITEMS
+    assert results["u1"].items == [("hot", 8.0), ("warm", 4.0)]
+    assert results["u2"] == Scored([("a+1", 1.0), ("a+2", 0.0)], None)
+    assert [call.histories for call in scorer.calls] == [[["new1", "a"]]]
+    assert report.users_scored == 1
+
+
+def test_a_batch_of_only_unknown_items_never_calls_the_model() -> None:
+    scorer = FakeScorer(unknown=frozenset({"new1"}))
+    results, report = score({"u1": cand("new1")}, scorer)
+    assert results["u1"].fallback == FALLBACK_UNKNOWN_ITEMS
+    assert scorer.calls == []
+    assert report == ScoringReport(0.0, 0)
