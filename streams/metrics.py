@@ -40,6 +40,7 @@ class Metrics:
     late_events: Counter
     users_erased: Counter
     users_expired: Counter
+    state_records_discarded: Counter
     batch_size: Histogram
     batch_processing_seconds: Histogram
     scoring_batch_seconds: Histogram
@@ -105,6 +106,13 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         users_expired=Counter(
             name("users_expired"),
             "Users removed from state after the inactivity TTL.",
+            registry=registry,
+        ),
+        state_records_discarded=Counter(
+            name("state_records_discarded"),
+            "Stored records that could not be decoded (corrupt or an unknown format) and "
+            "were replaced by fresh state.",
+            ["table"],
             registry=registry,
         ),
         batch_size=Histogram(

@@ -31,7 +31,14 @@ from streams.emit import build_emission
 from streams.ingest import decode_bundle
 from streams.partitioning import user_partition
 from streams.scoring import FALLBACK_SCORING_ERROR, Scored, score_users
-from streams.state.batch import BatchUpdate, UserRecord, apply_batch, update_trending
+from streams.state.batch import (
+    BatchUpdate,
+    UserRecord,
+    apply_batch,
+    read_record,
+    update_trending,
+)
+from streams.state.bounds import StateDecodeError
 from streams.state.partition_store import PartitionStore
 from streams.state.trending import TrendingBoard, top
 from streams.state.user_state import Outcome, is_expired
@@ -93,7 +100,8 @@ class StateAgent:
         stored = dict(zip(touched, users.get_many([u.encode() for u in touched]), strict=True))
         update = apply_batch(
             decoded,
-            lambda user: UserRecord.from_bytes(raw) if (raw := stored[user]) else None,
+            lambda user: read_record(
+                stored[user], lambda exc: self._discarded("users", partition, exc)),
             worker.bounds,
         )
         output = BatchOutput()
@@ -131,7 +139,12 @@ class StateAgent:
         elif cached is not None and cached[0] == stored:
             board = cached[1]
         else:
-            board = TrendingBoard.from_bytes(stored)
+            try:
+                board = TrendingBoard.from_bytes(stored)
+            except StateDecodeError as exc:
+                self._discarded("trending", store.partition, exc)
+                board = TrendingBoard.empty(settings.trending_half_life_s)
+                output.board_changes[key] = stored = board.to_bytes()
         if update.fresh_events:
             board = update_trending(board, update.fresh_events, TRENDING_WEIGHTS,
                                     settings.trending_half_life_s, settings.trending_capacity)
@@ -190,15 +203,25 @@ class StateAgent:
             if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or key in output.user_changes:
                 continue
             seen += 1
-            if is_expired(UserRecord.from_bytes(value).state, now, bounds):
+            user = key.decode("utf-8")
+            record = read_record(value, lambda exc: self._discarded("users", store.partition, exc))
+            if record is None or is_expired(record.state, now, bounds):
                 output.user_changes[key] = None
-                output.recommendations.append((key.decode("utf-8"), None))
-                expired += 1
+                output.recommendations.append((user, None))
+                expired += record is not None
             if seen >= budget:
                 break
         self.sweep_cursors[store.partition] = iterator.next_key()
         if expired:
             self.worker.metrics.users_expired.inc(expired)
+
+    def _discarded(self, table: str, partition: int, exc: StateDecodeError) -> None:
+        # No key in the message: user ids never appear in logs at INFO or above.
+        self.worker.metrics.state_records_discarded.labels(table=table).inc()
+        log.error("table %s partition %d: discarded a stored record that cannot be decoded "
+                  "(%s); it starts afresh. More than a few mean a corrupt RocksDB directory "
+                  "or a downgrade: see RUNBOOK StreamrecStateRecordsDiscarded.",
+                  table, partition, exc)
 
     async def _produce(
         self, users: PartitionStore, trending: PartitionStore, output: BatchOutput

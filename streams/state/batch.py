@@ -49,6 +49,24 @@ class UserRecord:
         return cls(state=state, last_recommendation=rest or None)
 
 
+def read_record(
+    raw: bytes | None, discard: Callable[[StateDecodeError], None]
+) -> UserRecord | None:
+    """The stored record, or ``None`` for a user without one.
+
+    A record that cannot be decoded (corrupt bytes, or written by a format this code does
+    not know) is handed to ``discard`` and read as absent: that user starts afresh instead
+    of the whole partition stopping on every redelivery of the batch.
+    """
+    if not raw:
+        return None
+    try:
+        return UserRecord.from_bytes(raw)
+    except StateDecodeError as exc:
+        discard(exc)
+        return None
+
+
 @dataclass
 class BatchUpdate:
     """New per-user records and what happened to each event.

@@ -7,7 +7,13 @@ from collections import Counter
 import pytest
 
 from schemas.codecs import Event, EventType
-from streams.state.batch import UserRecord, apply_batch, group_by_user, update_trending
+from streams.state.batch import (
+    UserRecord,
+    apply_batch,
+    group_by_user,
+    read_record,
+    update_trending,
+)
 from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.trending import TrendingBoard, top
 from streams.state.user_state import Outcome, UserState, apply_events
@@ -164,3 +170,18 @@ def test_update_trending_decays_and_respects_capacity() -> None:
 def test_a_short_or_truncated_record_is_a_decode_error(payload: bytes) -> None:
     with pytest.raises(StateDecodeError):
         UserRecord.from_bytes(payload)
+
+
+def test_read_record_reads_a_stored_record_and_none_for_a_missing_one() -> None:
+    record = UserRecord(state=folded(ev("e1", "u1", "a", 1_000)), last_recommendation=b"{}")
+    discarded: list[StateDecodeError] = []
+    assert read_record(record.to_bytes(), discarded.append) == record
+    assert read_record(None, discarded.append) is None
+    assert read_record(b"", discarded.append) is None
+    assert discarded == []
+
+
+def test_read_record_hands_an_undecodable_record_to_discard_and_reads_it_as_absent() -> None:
+    discarded: list[StateDecodeError] = []
+    assert read_record(b"\x00\x00\x00\x05{bad}", discarded.append) is None
+    assert len(discarded) == 1 and isinstance(discarded[0], StateDecodeError)
