@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.health import BrokerHealth, aiokafka_connector
 from streams.state.batch import UserRecord
+from streams.state.bounds import StateDecodeError
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -92,7 +93,12 @@ def register_views(worker: Worker) -> None:
         stored = worker.users.get(user_id.encode("utf-8"))
         if stored is None:
             return self.json({"error": "unknown user", "user_id": user_id}, status=404)
-        return self.json(user_view(user_id, UserRecord.from_bytes(stored)))
+        try:
+            record = UserRecord.from_bytes(stored)
+        except StateDecodeError as exc:
+            return self.json({"error": f"stored state cannot be decoded: {exc}",
+                              "user_id": user_id}, status=500)
+        return self.json(user_view(user_id, record))
 
 
 def _authorised(header: str, token: str) -> bool:

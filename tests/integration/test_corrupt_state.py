@@ -1,0 +1,90 @@
+"""A stored user record that cannot be decoded costs that user's history, not the partition.
+
+The worker is stopped, one user's record in its RocksDB file is overwritten with bytes that
+do not decode, and the worker is started again on the same directory. Its next event is
+applied to fresh state, counted in ``streamrec_state_records_discarded_total``; the other
+user on the same partition keeps their state and the worker keeps consuming.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rocksdict import Options, Rdict
+
+from streams.broker import EmbeddedBroker
+from streams.demo.replay import topic_for
+from streams.topics import create_topics
+from tests.support import (
+    WorkerProcess,
+    isolated_settings,
+    metric_values,
+    offline_states,
+    produce,
+    state_matches,
+    wait_for,
+)
+
+CORRUPT = b"\x00\x00\x00\x05{bad}"
+
+
+def event(n: int, user: str, item: str, time_ms: int) -> dict[str, Any]:
+    return {"event_id": f"{user}-e{n}", "event_type": "view", "user_id": user,
+            "item_id": item, "timestamp": time_ms}
+
+
+def test_an_undecodable_user_record_is_discarded_counted_and_replaced(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings = isolated_settings(broker.url, tmp_path, topic_partitions=1)
+    create_topics(settings)
+    now = int(time.time() * 1000) - 60_000
+    first = [event(n, user, f"i{n}", now + n) for n in range(3) for user in ("alice", "bob")]
+    later = [event(9, "alice", "i9", now + 9_000), event(9, "bob", "i9", now + 9_000)]
+
+    def send(events: list[dict[str, Any]]) -> None:
+        produce(settings, [(topic_for(e["event_type"], settings), e["user_id"].encode(),
+                            orjson.dumps(e)) for e in events])
+
+    def user_doc(user: str) -> Any:
+        status, doc = worker.get(f"/users/{user}")
+        return doc if status == 200 else None
+
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        send(first)
+        before = offline_states(first, settings)
+        wait_for(lambda: all(state_matches(user_doc(u), s) for u, s in before.items()),
+                 60, "both users applied")
+        worker.stop()
+        [db_path] = list(settings.data_dir.rglob("users-0.db"))
+        db = Rdict(str(db_path), options=Options(raw_mode=True))
+        try:
+            assert db.get(b"alice") is not None
+            db[b"alice"] = CORRUPT
+        finally:
+            db.close()
+
+        worker.start()
+        worker.wait_ready()
+        status, doc = worker.get("/users/alice")
+        assert status == 500 and "cannot be decoded" in doc["error"]
+
+        send(later)
+        after = {"alice": offline_states([later[0]], settings)["alice"],
+                 "bob": offline_states(first + later, settings)["bob"]}
+        wait_for(lambda: all(state_matches(user_doc(u), s) for u, s in after.items()),
+                 60, "alice afresh, bob with all his events")
+        assert after["alice"].events_applied == 1
+        discarded = metric_values(worker.base_url, "streamrec_state_records_discarded_total",
+                                  "table")
+        assert discarded == {"users": 1.0}
+        assert worker.process.poll() is None
+        assert "discarded a stored record that cannot be decoded" in worker.log_tail(200)
+    finally:
+        worker.stop()
+        print(worker.log_tail(30))
