@@ -30,8 +30,10 @@ from streams.metrics import Metrics, create_metrics
 from streams.scoring import FALLBACK_REASONS, Scorer
 from streams.settings import Settings
 from streams.state.bounds import StateBounds
+from streams.state.tables import STATE_TABLES, TRENDING_TABLE, USERS_TABLE
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Worker:
@@ -165,12 +167,12 @@ def create_worker(
     app = create_faust_app(settings)
     metrics = create_metrics(registry or CollectorRegistry(), version=__version__)
     users = app.Table(
-        "users", default=None, key_type=bytes, value_type=bytes,
+        USERS_TABLE, default=None, key_type=bytes, value_type=bytes,
         partitions=settings.topic_partitions,
         options=_rocksdb_options(settings, small=False),
     )
     trending = app.Table(
-        "trending", default=None, key_type=bytes, value_type=bytes,
+        TRENDING_TABLE, default=None, key_type=bytes, value_type=bytes,
         partitions=settings.topic_partitions,
         options=_rocksdb_options(settings, small=True),
     )
@@ -195,6 +197,8 @@ def _preinitialise_label_sets(worker: Worker) -> None:
         worker.metrics.dead_letters.labels(reason=reason.value)
     for fallback in FALLBACK_REASONS:
         worker.metrics.fallbacks.labels(reason=fallback)
+    for table in STATE_TABLES:
+        worker.metrics.state_records_discarded.labels(table=table)
 
 
 def _wire_agents(worker: Worker) -> None:

@@ -40,6 +40,7 @@ from streams.state.batch import (
 )
 from streams.state.bounds import StateDecodeError
 from streams.state.partition_store import PartitionStore
+from streams.state.tables import TRENDING_TABLE, USERS_TABLE
 from streams.state.trending import TrendingBoard, top
 from streams.state.user_state import Outcome, is_expired
 
@@ -101,7 +102,7 @@ class StateAgent:
         update = apply_batch(
             decoded,
             lambda user: read_record(
-                stored[user], lambda exc: self._discarded("users", partition, exc)),
+                stored[user], lambda exc: self._discarded(USERS_TABLE, partition, exc)),
             worker.bounds,
         )
         output = BatchOutput()
@@ -142,7 +143,7 @@ class StateAgent:
             try:
                 board = TrendingBoard.from_bytes(stored)
             except StateDecodeError as exc:
-                self._discarded("trending", store.partition, exc)
+                self._discarded(TRENDING_TABLE, store.partition, exc)
                 board = TrendingBoard.empty(settings.trending_half_life_s)
                 output.board_changes[key] = stored = board.to_bytes()
         if update.fresh_events:
@@ -204,7 +205,8 @@ class StateAgent:
                 continue
             seen += 1
             user = key.decode("utf-8")
-            record = read_record(value, lambda exc: self._discarded("users", store.partition, exc))
+            record = read_record(
+                value, lambda exc: self._discarded(USERS_TABLE, store.partition, exc))
             if record is None or is_expired(record.state, now, bounds):
                 output.user_changes[key] = None
                 output.recommendations.append((user, None))

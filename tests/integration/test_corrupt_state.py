@@ -82,7 +82,7 @@ def test_an_undecodable_user_record_is_discarded_counted_and_replaced(
         assert after["alice"].events_applied == 1
         discarded = metric_values(worker.base_url, "streamrec_state_records_discarded_total",
                                   "table")
-        assert discarded == {"users": 1.0}
+        assert discarded == {"users": 1.0, "trending": 0.0}
         assert worker.process.poll() is None
         assert "discarded a stored record that cannot be decoded" in worker.log_tail(200)
     finally:
