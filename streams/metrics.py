@@ -110,8 +110,8 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         ),
         state_records_discarded=Counter(
             name("state_records_discarded"),
-            "Stored records that could not be decoded (corrupt or an unknown format) and "
-            "were replaced by fresh state.",
+            "Stored records found undecodable (corrupt or an unknown format) when read; "
+            "they read as absent until the key is written afresh.",
             ["table"],
             registry=registry,
         ),

@@ -141,10 +141,22 @@ def _estimated_keys(table: Any) -> int:
     return total
 
 
-def _trending_items(worker: Worker) -> int:
+def trending_items(boards: Iterable[bytes]) -> int:
+    """Items on these stored trending boards; an undecodable board counts as empty.
+
+    The state agent counts and replaces such a board on the partition's next batch; the
+    sampler runs every few seconds and must neither crash on it nor count it again.
+    """
+    from streams.state.bounds import StateDecodeError
     from streams.state.trending import TrendingBoard
 
-    return sum(len(TrendingBoard.from_bytes(value)) for value in worker.trending.values())
+    total = 0
+    for value in boards:
+        try:
+            total += len(TrendingBoard.from_bytes(value))
+        except StateDecodeError:
+            continue
+    return total
 
 
 def register_observers(worker: Worker) -> None:
@@ -156,7 +168,7 @@ def register_observers(worker: Worker) -> None:
     async def sample() -> None:
         metrics.ready.set(1 if worker.is_ready() else 0)
         metrics.state_users.set(_estimated_keys(worker.users))
-        metrics.state_items.set(_trending_items(worker))
+        metrics.state_items.set(trending_items(worker.trending.values()))
         metrics.state_disk_bytes.set(directory_bytes(Path(app.conf.tabledir)))
         _sample_recovery(worker, recovery_started)
         _sample_lag(worker, lag_exported)

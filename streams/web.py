@@ -22,8 +22,15 @@ if TYPE_CHECKING:
 
 
 def user_view(user_id: str, record: UserRecord) -> dict[str, Any]:
-    """The JSON document ``/users/{user_id}`` answers with."""
+    """The JSON document ``/users/{user_id}`` answers with.
+
+    Raises :class:`StateDecodeError` when the stored last recommendation is not JSON.
+    """
     state = record.state
+    try:
+        last = orjson.loads(record.last_recommendation) if record.last_recommendation else None
+    except orjson.JSONDecodeError as exc:
+        raise StateDecodeError(f"stored last recommendation is not JSON: {exc}") from exc
     return {
         "user_id": user_id,
         "counts": dict(state.counts),
@@ -35,9 +42,7 @@ def user_view(user_id: str, record: UserRecord) -> dict[str, Any]:
         "session_id": state.session_id,
         "last_event_ms": state.last_event_ms,
         "events_applied": state.events_applied,
-        "last_recommendation": (
-            orjson.loads(record.last_recommendation) if record.last_recommendation else None
-        ),
+        "last_recommendation": last,
     }
 
 
@@ -94,11 +99,11 @@ def register_views(worker: Worker) -> None:
         if stored is None:
             return self.json({"error": "unknown user", "user_id": user_id}, status=404)
         try:
-            record = UserRecord.from_bytes(stored)
+            view = user_view(user_id, UserRecord.from_bytes(stored))
         except StateDecodeError as exc:
             return self.json({"error": f"stored state cannot be decoded: {exc}",
                               "user_id": user_id}, status=500)
-        return self.json(user_view(user_id, record))
+        return self.json(view)
 
 
 def _authorised(header: str, token: str) -> bool:

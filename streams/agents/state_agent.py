@@ -204,13 +204,17 @@ class StateAgent:
             if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or key in output.user_changes:
                 continue
             seen += 1
-            user = key.decode("utf-8")
-            record = read_record(
-                value, lambda exc: self._discarded(USERS_TABLE, store.partition, exc))
-            if record is None or is_expired(record.state, now, bounds):
+            try:
+                record: UserRecord | None = UserRecord.from_bytes(value)
+            except StateDecodeError:
+                # Left in place, and not counted here (the sweep passes it again and again):
+                # the user's next event counts and replaces it, and until then a rebuild
+                # from the changelog can still restore it.
+                record = None
+            if record is not None and is_expired(record.state, now, bounds):
                 output.user_changes[key] = None
-                output.recommendations.append((user, None))
-                expired += record is not None
+                output.recommendations.append((key.decode("utf-8"), None))
+                expired += 1
             if seen >= budget:
                 break
         self.sweep_cursors[store.partition] = iterator.next_key()
@@ -221,8 +225,9 @@ class StateAgent:
         # No key in the message: user ids never appear in logs at INFO or above.
         self.worker.metrics.state_records_discarded.labels(table=table).inc()
         log.error("table %s partition %d: discarded a stored record that cannot be decoded "
-                  "(%s); it starts afresh. More than a few mean a corrupt RocksDB directory "
-                  "or a downgrade: see RUNBOOK StreamrecStateRecordsDiscarded.",
+                  "(%s); it reads as absent until that key is written afresh. More than a "
+                  "few mean a corrupt RocksDB directory or a downgrade: see RUNBOOK "
+                  "StreamrecStateRecordsDiscarded.",
                   table, partition, exc)
 
     async def _produce(

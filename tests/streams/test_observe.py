@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.metrics import create_metrics
-from streams.observe import LagUpdate, apply_lag, directory_bytes, lag_samples
+from streams.observe import (
+    LagUpdate,
+    apply_lag,
+    directory_bytes,
+    lag_samples,
+    trending_items,
+)
+from streams.state.trending import record_many
 
 
 class TP(NamedTuple):  # the shape of faust.types.TP
@@ -19,6 +26,7 @@ class TP(NamedTuple):  # the shape of faust.types.TP
 
 
 WATCHED = {"views", "events-by-user"}
+T0 = 1_795_456_800_000
 
 
 def test_lag_is_high_watermark_minus_committed_next_offset() -> None:
@@ -131,3 +139,11 @@ def test_docstring_examples_run() -> None:
 
     result = doctest.testmod(streams.observe)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_trending_items_counts_every_board_and_skips_an_undecodable_one() -> None:
+    board = record_many(None, [("i1", 1.0, T0), ("i2", 1.0, T0)], 3600.0, 100)
+    other = record_many(None, [("i3", 1.0, T0)], 3600.0, 100)
+    corrupt = b'{"v": 1, "h": '  # a board cut short on disk
+    assert trending_items([board.to_bytes(), corrupt, other.to_bytes()]) == 3
+    assert trending_items([b'{"v": 99}']) == 0  # a newer format reads as empty too
