@@ -45,7 +45,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first part of the stream (by time) used to train the model")
     parser.add_argument("--replay-events", type=int, default=20000,
                         help="most events replayed through Kafka after training")
-    parser.add_argument("--rate", type=float, default=1000.0, help="replay events/s")
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="replay events/s (the default leaves headroom on 2 cores, which "
+                             "the broker, the worker and this replay share)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs")
     parser.add_argument("--broker-url", default=None,
                         help="use this Kafka instead of starting the embedded broker")
