@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean bench-guard
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ demo: setup
 
 test: setup system-deps
 	$(PY) -m pytest -q
+
+# The benchmark's regression guard (issue 6): quick runs, medians of 3, exit 3 below 2x the
+# naive baseline. A benchmark, not part of `make test`: see docs/performance.md.
+bench-guard: setup
+	$(VENV)/bin/streamrec bench --quick --runs 3 --systems baseline,streamrec --min-ratio 2
 
 lint: setup
 	$(VENV)/bin/ruff check streams models schemas tests

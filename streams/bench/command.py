@@ -50,8 +50,8 @@ QUICK = Defaults(runs=1, events=6_000, workers="", freshness_s=3.0, train_events
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="regression guard: 6k events, 1 run, no scaling, a 3 s "
-                        "freshness phase, a model trained on 3k events (about a minute)")
+                        help="6k events, 1 run, no scaling, a 3 s freshness phase, a "
+                        "model trained on 3k events (about a minute)")
     parser.add_argument("--runs", type=int, help="runs per system; figures are medians "
                         f"(default {FULL.runs}, --quick {QUICK.runs})")
     parser.add_argument("--events", type=int, help="backlog events per run "
@@ -95,6 +95,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         "profile is saved next to the results")
     parser.add_argument("--profile-format", choices=("speedscope", "raw"),
                         default="speedscope")
+    parser.add_argument("--min-ratio", type=float, metavar="R",
+                        help="regression guard: exit 3 when streamrec / baseline events/s "
+                        "is below R (needs both systems; make bench-guard uses 2)")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep state directories and the trained model")
 
@@ -173,6 +176,8 @@ def run_bench(args: argparse.Namespace) -> int:
     workers = _int_list(d.workers if args.workers is None else args.workers)
     freshness_s = d.freshness_s if args.freshness_seconds is None else args.freshness_seconds
     systems = [s for s in SYSTEMS if s in args.systems.split(",")]
+    if args.min_ratio is not None and not {"baseline", "streamrec"} <= set(systems):
+        raise BenchError("--min-ratio compares streamrec with baseline: add both to --systems")
     out = args.out or REPO / "var" / "bench" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -222,7 +227,18 @@ def run_bench(args: argparse.Namespace) -> int:
     (out / "results.md").write_text(report + "\n")
     print(report, flush=True)
     _say(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'bench.png'}")
-    return 1 if results["failures"] else 0
+    if results["failures"]:
+        return 1
+    if args.min_ratio is not None:
+        from streams.bench.measure import ratio_guard
+
+        verdict = ratio_guard(results["ratios"], args.min_ratio)
+        if verdict is not None:
+            _say(f"GUARD FAILED: {verdict}")
+            return 3
+        _say(f"guard passed: streamrec/baseline = "
+             f"{results['ratios']['streamrec/baseline']:.2f}x >= {args.min_ratio:g}x")
+    return 0
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

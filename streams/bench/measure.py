@@ -139,3 +139,13 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
     return numerator / denominator
+
+
+def ratio_guard(ratios: dict[str, Any], min_ratio: float) -> str | None:
+    """``None`` when streamrec / baseline reached ``min_ratio``, otherwise why it did not."""
+    value = ratios.get("streamrec/baseline")
+    if value is None:
+        return "no streamrec/baseline ratio: both systems must run and succeed"
+    if not value >= min_ratio:  # also refuses NaN
+        return f"streamrec/baseline = {value:.2f}x, below the {min_ratio:g}x guard"
+    return None

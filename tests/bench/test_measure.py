@@ -15,6 +15,7 @@ from streams.bench.measure import (
     first_output_s,
     quantiles,
     rate_series,
+    ratio_guard,
     sustained,
 )
 from streams.bench.procstat import parse_stat
@@ -186,3 +187,15 @@ def test_report_renders_a_table_and_a_plot(tmp_path: Path) -> None:
     assert "streamrec/baseline: 1.00x" in text and "2 -> 1,500 events/s" in text
     plot(tmp_path / "bench.png", json.loads(json.dumps(results)))
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_ratio_guard_passes_at_and_above_the_threshold() -> None:
+    assert ratio_guard({"streamrec/baseline": 2.0}, 2.0) is None
+    assert ratio_guard({"streamrec/baseline": 3.16}, 2.0) is None
+
+
+def test_the_ratio_guard_fails_below_the_threshold_or_without_a_ratio() -> None:
+    assert ratio_guard({"streamrec/baseline": 1.86}, 2.0) == (
+        "streamrec/baseline = 1.86x, below the 2x guard")
+    assert ratio_guard({"streamrec/baseline": float("nan")}, 2.0) is not None
+    assert "both systems" in (ratio_guard({}, 2.0) or "")
