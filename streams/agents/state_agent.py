@@ -204,13 +204,10 @@ class StateAgent:
             if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or key in output.user_changes:
                 continue
             seen += 1
-            try:
-                record: UserRecord | None = UserRecord.from_bytes(value)
-            except StateDecodeError:
-                # Left in place, and not counted here (the sweep passes it again and again):
-                # the user's next event counts and replaces it, and until then a rebuild
-                # from the changelog can still restore it.
-                record = None
+            # An undecodable record is left in place, and not counted here (the sweep passes
+            # it again and again): the user's next event counts and replaces it, and until
+            # then a rebuild from the changelog can still restore it.
+            record = read_record(value, lambda exc: None)
             if record is not None and is_expired(record.state, now, bounds):
                 output.user_changes[key] = None
                 output.recommendations.append((key.decode("utf-8"), None))
