@@ -13,12 +13,6 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # --- build: install the package and its dependencies into a virtual environment -----------
 FROM ${PYTHON_IMAGE} AS build
 
-# pyproject.toml pins torch; PyPI's default Linux torch wheel pulls in several GB of CUDA
-# libraries, so torch alone is installed first from PyTorch's CPU wheel index, at the version
-# pyproject.toml pins (its +cpu build satisfies the pin); everything else comes from PyPI.
-# Build with --build-arg TORCH_INDEX_URL= to take torch from PyPI too.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
@@ -26,18 +20,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Only the runtime packages: the dev tools (devtools/: demo, bench, soak, the embedded broker)
+# and the tests stay out of the image (.dockerignore lets neither through).
+COPY pyproject.toml README.md LICENSE ./
 COPY streams ./streams
 COPY models ./models
 COPY schemas ./schemas
-# DL3013 (unpinned pip install): torch's pin is read from pyproject.toml, "." is this project.
-# hadolint ignore=DL3013
-RUN if [ -n "$TORCH_INDEX_URL" ]; then \
-        torch_pin="$(sed -nE 's/.*"(torch==[^"]+)".*/\1/p' pyproject.toml)" \
-        && test -n "$torch_pin" \
-        && pip install --index-url "$TORCH_INDEX_URL" "$torch_pin"; \
-    fi \
-    && pip install .
+# The runtime dependencies only: no [train] extra (torch, onnx: training and export happen
+# outside the image, which scores the exported ONNX model) and no [dev] extra.
+RUN pip install .
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

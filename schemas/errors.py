@@ -1,16 +1,18 @@
 """Errors raised by the schemas package.
 
-Bad *input events* are never raised: :func:`schemas.codecs.decode_event` returns a
-:class:`~schemas.codecs.Rejection` for them. These exceptions are for programming and
+Bad *input events* are never raised: :func:`schemas.events.decode_event` returns a
+:class:`~schemas.events.Rejection` for them. These exceptions are for programming and
 configuration mistakes on our side: a message we were about to produce breaks its contract,
 or a limit makes no sense.
 """
 
 from __future__ import annotations
 
+from streams.errors import StreamrecError
 
-class SchemasError(Exception):
-    """Root of every error the schemas package raises; catch this to catch them all."""
+
+class SchemasError(StreamrecError):
+    """Root of every error the schemas package raises; a :class:`StreamrecError`."""
 
 
 class SchemaViolationError(SchemasError, ValueError):
@@ -31,7 +33,7 @@ class SchemaViolationError(SchemasError, ValueError):
 
 
 class InvalidLimitsError(SchemasError, ValueError):
-    """A :class:`~schemas.codecs.DecodeLimits` field has an impossible value.
+    """A :class:`~schemas.events.DecodeLimits` field has an impossible value.
 
     Sizes and windows must be positive and the topic routing map must name only known event
     types. Fix the setting it came from (the message names the field).

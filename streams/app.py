@@ -1,34 +1,41 @@
 """The Faust application: settings in, a wired worker out. Read it to see the flow.
 
     views / clicks / purchases / user_erasure
-        ──► ingest agent (decode, validate, dead-letter, re-key by user)   agents/ingest_agent
+        ──► ingest agent (decode, validate, dead-letter, re-key by user)   ingest/agent.py
         ──► events-by-user (one bundle per user partition per micro-batch)
-        ──► state agent, one actor per partition                           agents/state_agent
-              state (users + trending tables) → candidates → score → emit
+        ──► state agent, one actor per partition                           state/agent.py
+              state (users + trending tables)                              state/
+              → candidates                                                 candidates/
+              → score (one batched ONNX call)                              scoring/
+              → emit                                                       emit/
         ──► recommendations (key = user_id)
+
+Kafka plumbing (transport, topics, clients, batched produce) lives in ``kafka/``; what an
+operator sees (metrics, health, HTTP views, logs) in ``ops/``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from schemas.codecs import DecodeLimits, EventType
+from schemas.events import DecodeLimits
 from schemas.reasons import RejectReason
 from streams import __version__
-from streams.agents.ingest_agent import IngestAgent
-from streams.agents.state_agent import StateAgent
-from streams.health import BrokerHealth, aiokafka_connector
-from streams.kafka_clients import faust_credentials
-from streams.metrics import Metrics, create_metrics
-from streams.scoring import FALLBACK_REASONS, Scorer
+from streams.ingest.agent import IngestAgent, IngestConfig
+from streams.kafka.clients import faust_credentials
+from streams.ops.health import BrokerHealth, Readiness, aiokafka_connector
+from streams.ops.metrics import Metrics, create_metrics
+from streams.ops.observe import register_observers
+from streams.ops.web import UsersApi, register_views
+from streams.scoring.scorer import FALLBACK_REASONS, Scorer, ScoringStage
 from streams.settings import Settings
+from streams.state.agent import StateAgent, StateConfig
 from streams.state.bounds import StateBounds
 from streams.state.tables import STATE_TABLES, TRENDING_TABLE, USERS_TABLE
 
@@ -37,46 +44,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Worker:
-    """Everything one worker process holds: the Faust app, its tables, model and metrics."""
+    """One worker process as its runner and tests see it. The agents and HTTP views do not
+    take this: each gets only what it uses (see :func:`create_worker`)."""
 
     settings: Settings
     app: faust.App
     metrics: Metrics
     users: Any  # faust Table: user_id (bytes) -> UserRecord bytes
     trending: Any  # faust Table: "p<partition>" -> TrendingBoard bytes
-    decode_limits: DecodeLimits
-    bounds: StateBounds
-    scorer: Scorer | None = None
-    scoring_executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="scoring")
-    )
-    model_error: str | None = None
-    started_at: float = field(default_factory=time.time)
-    broker_health: BrokerHealth | None = None
+    scoring: ScoringStage
+    readiness: Readiness
 
     def is_ready(self) -> bool:
-        """Tables recovered, not rebalancing, the model loaded (when one is configured)
-        and the broker answering (when a probe is attached)."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # Faust's TableManagerT omits it
-        recovered = recovery.completed.is_set() and not recovery.in_recovery
-        model_ok = self.settings.model_dir is None or self.scorer is not None
-        broker_ok = self.broker_health is None or self.broker_health.reachable
-        return bool(recovered and not self.app.rebalancing and model_ok and broker_ok)
+        return self.readiness.is_ready()
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:
-    routes = {
-        settings.topic_views: frozenset({EventType.VIEW}),
-        settings.topic_clicks: frozenset({EventType.CLICK}),
-        settings.topic_purchases: frozenset({EventType.PURCHASE}),
-    }
-    cart_topic = getattr(settings, f"topic_{settings.add_to_cart_topic}")
-    routes[cart_topic] = routes[cart_topic] | {EventType.ADD_TO_CART}
     return DecodeLimits(
         max_payload_bytes=settings.max_payload_bytes,
         max_future_skew_s=settings.max_future_skew_s,
         max_past_age_s=settings.max_event_age_s,
-        topic_event_types=routes,
+        topic_event_types=settings.topic_event_types,
     )
 
 
@@ -92,24 +80,26 @@ def state_bounds(settings: Settings) -> StateBounds:
 
 
 class StreamrecApp(faust.App):
-    """faust.App with :mod:`streams.transport` (the consumer's fetch wait from settings),
-    plus :mod:`streams.tansu`'s exact end offsets on the development broker."""
+    """faust.App with streamrec's transport (:mod:`streams.kafka.transport`): the consumer's
+    fetch wait from settings, and changelog end offsets read from a fetch's high watermark
+    (exact on every broker, see :mod:`streams.kafka.end_offsets`)."""
 
-    exact_end_offsets: bool = False
     fetch_max_wait_ms: int = 1500
 
     def _new_transport(self) -> Any:
-        if self.exact_end_offsets:
-            from streams.tansu import TansuTransport
-
-            return TansuTransport(self.conf.broker_consumer, self)
-        from streams.transport import StreamrecTransport
+        from streams.kafka.transport import StreamrecTransport
 
         return StreamrecTransport(self.conf.broker_consumer, self)
 
 
-def create_faust_app(settings: Settings) -> faust.App:
-    """The Faust app with streamrec's settings: RocksDB (rocksdict) state, raw bytes."""
+def create_faust_app(settings: Settings, *, broker_keeps_data: bool = True) -> faust.App:
+    """The Faust app with streamrec's settings: RocksDB (rocksdict) state, raw bytes.
+
+    ``broker_keeps_data=False`` (the embedded in-memory broker, detected by
+    :func:`streams.kafka.embedded.broker_keeps_data`) turns off Faust's check that no local
+    changelog offset is ahead of the broker's: that broker forgets every topic when it
+    restarts while the offsets persisted in local RocksDB do not, and the check would stop
+    the worker for good. Against Apache Kafka the check stays on."""
     app = StreamrecApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -134,13 +124,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_tables_enabled=False,
         web_graph_enabled=False,
         producer_max_batch_size=512 * 1024,
-        # The embedded broker keeps nothing across a restart: its changelogs come back
-        # empty while the offsets persisted in local RocksDB do not, and Faust's check
-        # would stop the worker for good. Real Kafka keeps the check.
-        recovery_consistency_check=settings.broker_flavour != "tansu",
+        recovery_consistency_check=broker_keeps_data,
         version=1,
     )
-    app.exact_end_offsets = settings.broker_flavour == "tansu"
     app.fetch_max_wait_ms = round(settings.broker_fetch_max_wait_s * 1000)
     return app
 
@@ -162,9 +148,10 @@ def create_worker(
     *,
     registry: CollectorRegistry | None = None,
     scorer: Scorer | None = None,
+    broker_keeps_data: bool = True,
 ) -> Worker:
     """Build the worker: app, topics, tables, agents and HTTP views. Nothing runs yet."""
-    app = create_faust_app(settings)
+    app = create_faust_app(settings, broker_keeps_data=broker_keeps_data)
     metrics = create_metrics(registry or CollectorRegistry(), version=__version__)
     users = app.Table(
         USERS_TABLE, default=None, key_type=bytes, value_type=bytes,
@@ -176,29 +163,35 @@ def create_worker(
         partitions=settings.topic_partitions,
         options=_rocksdb_options(settings, small=True),
     )
+    scoring = ScoringStage(
+        scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"))
+    readiness = Readiness(
+        app, BrokerHealth(aiokafka_connector(app)),
+        model_required=settings.model_dir is not None, model_name=scoring.model_name,
+    )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
-                    trending=trending, decode_limits=decode_limits(settings),
-                    bounds=state_bounds(settings), scorer=scorer,
-                    broker_health=BrokerHealth(aiokafka_connector(app)))
-    _preinitialise_label_sets(worker)
+                    trending=trending, scoring=scoring, readiness=readiness)
+    _preinitialise_label_sets(metrics)
     _wire_agents(worker)
-    from streams.observe import register_observers
-    from streams.web import register_views
-
-    register_views(worker)
-    register_observers(worker)
+    register_views(app, registry=metrics.registry, readiness=readiness, users=users,
+                   users_api=UsersApi(settings.users_api_enabled, settings.users_api_token))
+    register_observers(
+        app, metrics, readiness, users=users, trending=trending,
+        watched_topics={*settings.input_topics, settings.topic_user_erasure,
+                        settings.topic_events_by_user},
+    )
     return worker
 
 
-def _preinitialise_label_sets(worker: Worker) -> None:
+def _preinitialise_label_sets(metrics: Metrics) -> None:
     """Expose zero-valued series for every known reason, so rates start at 0, not absent."""
     for reason in RejectReason:
-        worker.metrics.events_rejected.labels(reason=reason.value)
-        worker.metrics.dead_letters.labels(reason=reason.value)
+        metrics.events_rejected.labels(reason=reason.value)
+        metrics.dead_letters.labels(reason=reason.value)
     for fallback in FALLBACK_REASONS:
-        worker.metrics.fallbacks.labels(reason=fallback)
+        metrics.fallbacks.labels(reason=fallback)
     for table in STATE_TABLES:
-        worker.metrics.state_records_discarded.labels(table=table)
+        metrics.state_records_discarded.labels(table=table)
 
 
 def _wire_agents(worker: Worker) -> None:
@@ -208,9 +201,14 @@ def _wire_agents(worker: Worker) -> None:
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
-    app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(
-        IngestAgent(worker, by_user, dead_letters).__call__
+    ingest = IngestAgent(
+        IngestConfig.from_settings(settings, decode_limits(settings)),
+        worker.metrics, by_user, dead_letters,
     )
-    app.agent(by_user, name="streamrec.state", isolated_partitions=True)(
-        StateAgent(worker, settings.topic_recommendations).__call__
+    state = StateAgent(
+        StateConfig.from_settings(settings), state_bounds(settings), worker.metrics,
+        users=worker.users, trending=worker.trending, scoring=worker.scoring,
+        producer=app.producer, recommendations_topic=settings.topic_recommendations,
     )
+    app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(ingest.__call__)
+    app.agent(by_user, name="streamrec.state", isolated_partitions=True)(state.__call__)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import BrokerBinaryNotFoundError, BrokerStartError
+from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ def broker_command(host: str, port: int) -> list[str]:
         listener,
         "--storage-engine",
         "memory://tansu/",
+        "--cluster-id",
+        EMBEDDED_CLUSTER_ID,
     ]
 
 

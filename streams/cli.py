@@ -36,8 +36,8 @@ def _add_topics(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_topics_create(args: argparse.Namespace) -> int:
+    from streams.kafka.topics import create_topics
     from streams.settings import load_settings
-    from streams.topics import create_topics
 
     for name, outcome in create_topics(load_settings()).items():
         print(f"{name}: {outcome}")

@@ -6,8 +6,8 @@ import logging
 import time
 
 from streams.errors import ModelLoadError
-from streams.logs import configure_logging, logging_config
-from streams.scoring import Scorer
+from streams.ops.logs import configure_logging, logging_config
+from streams.scoring.scorer import Scorer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ def run_worker(settings: Settings) -> int:
     import faust
 
     from streams.app import create_worker
+    from streams.kafka.embedded import broker_keeps_data
 
     configure_logging(settings.log_level, settings.log_format)
     scorer = load_model(settings)
-    worker = create_worker(settings, scorer=scorer)
+    worker = create_worker(settings, scorer=scorer,
+                           broker_keeps_data=broker_keeps_data(settings))
     if scorer is not None:
         worker.metrics.model_info.info(
             {"name": scorer.name, "version": scorer.version,

@@ -1,18 +1,26 @@
 """The worker's settings: one frozen, validated object read from ``STREAMREC_*`` variables.
 
-Every field is typed, defaulted and documented; ``streamrec settings`` prints them and the
-README table is generated from the same docstrings. Defaults are safe for production
+Every field is typed, defaulted and documented; ``streamrec settings`` prints them, and the
+README's settings table is checked against the same descriptions by a test. An unknown
+``STREAMREC_*`` variable is a start-up error that names the closest valid one (a typo must
+not silently do nothing). Defaults are safe for production
 (RocksDB state, changelogs on) and fast for development (short group timeouts suit the
 embedded broker; production deployments raise them, see the README).
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import EventType
 
 ENV_PREFIX = "STREAMREC_"
 
@@ -28,13 +36,6 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "kafka://127.0.0.1:9092",
         description="Kafka bootstrap servers as a Faust URL; several separated by ';'.",
-    )
-    broker_flavour: Literal["kafka", "tansu"] = Field(
-        "kafka",
-        description=(
-            "'tansu' switches on the work-arounds for the embedded development broker "
-            "(exact changelog end offsets for recovery); never set it against Apache Kafka."
-        ),
     )
     broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol for every client of the worker."
@@ -209,17 +210,79 @@ class Settings(BaseSettings):
         return (self.topic_views, self.topic_clicks, self.topic_purchases)
 
     @property
+    def topic_event_types(self) -> Mapping[str, frozenset[EventType]]:
+        """Which event types each input topic carries (anything else there is dead-lettered
+        as ``wrong_topic``).
+
+        >>> routes = Settings().topic_event_types
+        >>> sorted(routes["clicks"])
+        [<EventType.ADD_TO_CART: 'add_to_cart'>, <EventType.CLICK: 'click'>]
+        """
+        routes: dict[str, set[EventType]] = {topic: set() for topic in self.input_topics}
+        for event_type in EventType:
+            routes[self.topic_for(event_type)].add(event_type)
+        return MappingProxyType({topic: frozenset(types) for topic, types in routes.items()})
+
+    def topic_for(self, event_type: str) -> str:
+        """The input topic producers publish an event type to.
+
+        >>> Settings().topic_for("add_to_cart")
+        'clicks'
+        """
+        topic: str = {
+            EventType.VIEW: self.topic_views,
+            EventType.CLICK: self.topic_clicks,
+            EventType.ADD_TO_CART: getattr(self, f"topic_{self.add_to_cart_topic}"),
+            EventType.PURCHASE: self.topic_purchases,
+        }[EventType(event_type)]
+        return topic
+
+    def to_env(self) -> dict[str, str]:
+        """``STREAMREC_*`` variables that reproduce these settings in another process.
+
+        >>> Settings(top_k=5).to_env()["STREAMREC_TOP_K"]
+        '5'
+        """
+        return {
+            f"{ENV_PREFIX}{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
+    @property
     def bootstrap_servers(self) -> list[str]:
         """Broker URLs as ``host:port`` strings, for clients other than Faust."""
         return [url.split("://", 1)[1] for url in self.broker_url.split(";")]
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Problems with ``STREAMREC_*`` variables that name no setting, each with the closest
+    valid name.
+
+    >>> unknown_variables({"STREAMREC_TOPK": "5", "STREAMREC_TOP_K": "5", "PATH": "/bin"})
+    ['STREAMREC_TOPK is not a setting (did you mean STREAMREC_TOP_K?)']
+    """
+    valid = [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields]
+    problems = []
+    for variable in sorted(environ):
+        if not variable.upper().startswith(ENV_PREFIX) or variable.upper() in valid:
+            continue
+        close = difflib.get_close_matches(variable.upper(), valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see 'streamrec settings --help'"
+        problems.append(f"{variable} is not a setting ({hint})")
+    return problems
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment; ``overrides`` win. Raises SettingsError."""
+    """Read settings from the environment; ``overrides`` win. Raises SettingsError for an
+    invalid value or an unknown ``STREAMREC_*`` variable."""
     from pydantic import ValidationError
 
     from streams.errors import SettingsError
 
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError("unknown settings: " + "; ".join(unknown))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import orjson
 
 from streams.broker import free_port
-from streams.demo.command import settings_env
 from streams.demo.live import get_json
-from streams.kafka_clients import librdkafka_config
+from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -43,7 +42,6 @@ def isolated_settings(broker_url: str, tmp: Path, **overrides: Any) -> Settings:
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = dict(
         broker_url=broker_url,
-        broker_flavour="tansu",
         app_id=f"streamrec-{tag}",
         topic_views=f"{tag}.views",
         topic_clicks=f"{tag}.clicks",
@@ -69,7 +67,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] = field(init=False)
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **self.settings.to_env()}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
@@ -229,7 +227,7 @@ def metric_values(base_url: str, name: str, label: str | None = None) -> dict[st
 def offline_states(events: Iterable[dict[str, Any]], settings: Settings) -> dict[str, Any]:
     """Every user's state after applying ``events`` (raw event dicts, in sending order)
     offline through the same pure update functions the worker uses."""
-    from schemas.codecs import DecodeLimits, Event, decode_event
+    from schemas.events import DecodeLimits, Event, decode_event
     from streams.app import state_bounds
     from streams.state.user_state import apply_events
 

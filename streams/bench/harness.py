@@ -44,8 +44,8 @@ from streams.bench.systems import NaiveSystem, StreamrecSystem, System, SystemEx
 from streams.bench.traffic import OutputReader, offer, send_all
 from streams.broker import free_port
 from streams.errors import StreamrecError
+from streams.kafka.topics import create_topics, topic_specs
 from streams.settings import Settings, load_settings
-from streams.topics import create_topics, topic_specs
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ def run_settings(plan: RunPlan, tag: str, partitions: int, **overrides: Any) -> 
     """streamrec settings naming this run's topics, app id and directories."""
     values: dict[str, Any] = dict(
         broker_url=plan.broker_url,
-        broker_flavour="tansu",
         app_id=f"bench-{tag}",
         topic_views=f"{tag}.views",
         topic_clicks=f"{tag}.clicks",
@@ -313,7 +312,7 @@ def _cleanup(settings: Settings, directory: Path) -> None:
     """Delete the run's topics (Tansu keeps everything in memory) and its state."""
     from confluent_kafka.admin import AdminClient
 
-    from streams.kafka_clients import librdkafka_config
+    from streams.kafka.clients import librdkafka_config
 
     shutil.rmtree(directory, ignore_errors=True)
     try:

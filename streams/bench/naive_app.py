@@ -132,7 +132,7 @@ def _wire_ceiling(app: Any, topics: list[str], progress: Progress) -> None:
 def _wire_baseline(app: Any, args: argparse.Namespace, topics: list[str],
                    progress: Progress) -> None:
     from models.serving import load_scorer
-    from schemas.codecs import format_rfc3339_ms
+    from schemas.timestamps import format_rfc3339_ms
 
     scorer = load_scorer(args.model, device="auto", intra_op_threads=1)
     source = app.topic(*topics, key_type=bytes, value_serializer="json")

@@ -168,11 +168,10 @@ class StreamrecSystem(System):
 
     @classmethod
     def create(cls, name: str, worker_settings: list[Settings], logs: Path) -> StreamrecSystem:
-        from streams.demo.command import settings_env
 
         procs = [
             Proc([sys.executable, "-m", "streams.cli", "worker"],
-                 {**os.environ, **settings_env(s), "PYTHONUNBUFFERED": "1"},
+                 {**os.environ, **s.to_env(), "PYTHONUNBUFFERED": "1"},
                  logs / f"{s.app_id}-{s.worker_id}.log")
             for s in worker_settings
         ]

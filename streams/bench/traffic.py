@@ -17,9 +17,8 @@ from typing import Any
 
 import orjson
 
-from schemas.codecs import parse_rfc3339_ms
-from streams.demo.replay import topic_for
-from streams.kafka_clients import librdkafka_config
+from schemas.timestamps import parse_rfc3339_ms
+from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
 
 # Tansu answers a fetch only when its max wait is over if the partition had nothing new at
@@ -56,7 +55,7 @@ def send_all(settings: Settings, events: Sequence[dict[str, Any]],
     started = time.monotonic()
     for i, event in enumerate(events):
         key, value = _stamped(event, f"{id_prefix}{i}" if id_prefix else None)
-        _produce(producer, topic_for(event["event_type"], settings), key, value)
+        _produce(producer, settings.topic_for(event["event_type"]), key, value)
         if i % 1000 == 0:
             producer.poll(0)
     left = producer.flush(60)
@@ -86,7 +85,7 @@ def offer(settings: Settings, pool: Sequence[dict[str, Any]], rate_per_s: float,
         while sent < due:
             event = next(events)
             key, value = _stamped(event, f"{id_prefix}{sent}")
-            _produce(producer, topic_for(event["event_type"], settings), key, value)
+            _produce(producer, settings.topic_for(event["event_type"]), key, value)
             sent += 1
         producer.poll(0)
         time.sleep(tick_s)

@@ -26,8 +26,8 @@ from streams.demo.generator import GeneratorConfig, generate_events
 from streams.demo.live import OutputWatcher, get_json
 from streams.demo.replay import replay, send_raw
 from streams.errors import StreamrecError
+from streams.kafka.topics import create_topics
 from streams.settings import Settings, load_settings
-from streams.topics import create_topics
 
 
 class DemoError(StreamrecError):
@@ -66,15 +66,14 @@ def run_demo(args: argparse.Namespace) -> int:
         _say(f"work directory: {workdir}")
 
         broker_url = args.broker_url
-        flavour = "kafka"
         if broker_url is None:
             broker = start_broker()
             stack.callback(broker.stop)
-            broker_url, flavour = broker.url, "tansu"
+            broker_url = broker.url
             _say(f"embedded Tansu broker (development only) on {broker.bootstrap}")
         web_port = free_port()
         settings = load_settings(
-            broker_url=broker_url, broker_flavour=flavour, data_dir=workdir / "state",
+            broker_url=broker_url, data_dir=workdir / "state",
             web_port=web_port, web_host="127.0.0.1", model_dir=workdir / "model",
         )
         for name, outcome in create_topics(settings).items():
@@ -142,20 +141,11 @@ def _train(train_file: Path, out: Path, epochs: int) -> None:
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings.to_env()}
     _say(f"starting worker; log: {log_path}")
     log = log_path.open("wb")
     return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """STREAMREC_* variables reproducing ``settings`` in a child process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"STREAMREC_{name.upper()}"] = str(value)
-    return env
 
 
 def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], log_path: Path,

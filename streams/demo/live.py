@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from schemas.codecs import parse_rfc3339_ms
+from schemas.timestamps import parse_rfc3339_ms
 from streams.clock import now_ms
-from streams.kafka_clients import librdkafka_config
+from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
 
 

@@ -9,19 +9,8 @@ from typing import Any
 
 import orjson
 
-from streams.kafka_clients import librdkafka_config
+from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
-
-
-def topic_for(event_type: str, settings: Settings) -> str:
-    """The input topic an event type is published to."""
-    if event_type == "view":
-        return settings.topic_views
-    if event_type == "purchase":
-        return settings.topic_purchases
-    if event_type == "add_to_cart":
-        return getattr(settings, f"topic_{settings.add_to_cart_topic}")
-    return settings.topic_clicks
 
 
 @dataclass
@@ -54,7 +43,7 @@ def replay(
             time.sleep(due - now)
         if restamp:
             event = {**event, "timestamp": time.time_ns() // 1_000_000}
-        _produce(producer, topic_for(event["event_type"], settings),
+        _produce(producer, settings.topic_for(event["event_type"]),
                  event["event_id"].encode(), orjson.dumps(event))
         stats.sent += 1
         if on_progress and time.monotonic() - last_report >= progress_every_s:

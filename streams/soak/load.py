@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.demo.replay import topic_for
-from streams.kafka_clients import librdkafka_config
+from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -125,7 +124,7 @@ def produce_closed_loop(
                     "user_id": event.user_id, "item_id": event.item_id,
                     "timestamp": now_ms,
                 })
-                topic = topic_for(event.event_type, settings)
+                topic = settings.topic_for(event.event_type)
                 while True:
                     try:
                         producer.produce(topic, key=event.user_id.encode(), value=value)

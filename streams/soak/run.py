@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import free_port, start_broker
-from streams.demo.command import settings_env
 from streams.demo.live import get_json
 from streams.errors import StreamrecError
+from streams.kafka.topics import create_topics
 from streams.settings import Settings, load_settings
 from streams.soak.load import (
     HEAVY_PREFIX,
@@ -35,7 +35,6 @@ from streams.soak.load import (
     synthetic_events,
 )
 from streams.soak.probe import disk_bytes, processed_events, rss_bytes, scrape
-from streams.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
@@ -129,12 +128,12 @@ class _Soak:
             if not config.keep_workdir:
                 stack.callback(shutil.rmtree, workdir, True)
             broker_pid = None
-            broker_url, flavour = config.broker_url, "kafka"
+            broker_url = config.broker_url
             if broker_url is None:
                 broker = start_broker()
                 stack.callback(broker.stop)
-                broker_url, flavour, broker_pid = broker.url, "tansu", broker.process.pid
-            settings = self._settings(broker_url, flavour, workdir)
+                broker_url, broker_pid = broker.url, broker.process.pid
+            settings = self._settings(broker_url, workdir)
             create_topics(settings)
             self.metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics"
             worker = self._start_worker(settings, workdir / "worker.log")
@@ -165,17 +164,17 @@ class _Soak:
             self.say(f"[soak] wrote {config.json_out}")
         return report
 
-    def _settings(self, broker_url: str, flavour: str, workdir: Path) -> Settings:
+    def _settings(self, broker_url: str, workdir: Path) -> Settings:
         config = self.config
         return load_settings(
-            broker_url=broker_url, broker_flavour=flavour, app_id="streamrec-soak",
+            broker_url=broker_url, app_id="streamrec-soak",
             data_dir=workdir / "state", web_host="127.0.0.1", web_port=free_port(),
             topic_partitions=config.partitions, standby_replicas=0, top_k=config.top_k,
             trending_capacity=config.trending_capacity, log_level="WARNING",
         )
 
     def _start_worker(self, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **settings_env(settings)}
+        env = {**os.environ, **settings.to_env()}
         with log_path.open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from schemas.codecs import Event
+from schemas.events import Event
 from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.trending import TrendingBoard, record_many
 from streams.state.user_state import Outcome, UserState, apply_event

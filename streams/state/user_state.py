@@ -22,7 +22,7 @@ event carries a ``session_id`` other than the current one, or when it comes more
 one, ``"<user_id>:<event_time_ms>"``. An out-of-order event never opens or closes a session;
 if it belongs to the current session it may move ``session_started_ms`` back to its time.
 
->>> from schemas.codecs import Event
+>>> from schemas.events import Event
 >>> bounds = StateBounds()
 >>> state, outcome = apply_event(None, Event("e1", "view", "u1", "sku-1", 1_000), bounds)
 >>> state, outcome = apply_event(state, Event("e2", "click", "u1", "sku-2", 2_000), bounds)
@@ -45,7 +45,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from schemas.codecs import Event
+from schemas.events import Event
 from streams.state.bounds import EVENT_TYPES, StateBounds, StateDecodeError
 
 STATE_FORMAT_VERSION: Final = 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from schemas.codecs import Event, decode_event
+from schemas.events import Event, decode_event
 from streams.bench.measure import (
     MeasurementError,
     Sample,
@@ -22,7 +22,6 @@ from streams.bench.procstat import parse_stat
 from streams.bench.report import markdown_table, plot, profile_summary, render, table_rows
 from streams.bench.systems import metric_sums
 from streams.bench.workload import EVENT_TYPES, WorkloadConfig, generate
-from streams.demo.replay import topic_for
 from streams.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,7 +128,7 @@ def test_every_generated_event_is_valid_for_streamrec() -> None:
     settings = load_settings()
     for event in generate(WorkloadConfig(events=2_000, users=500, items=300)).events:
         stamped = {**event, "timestamp": 1_800_000_000_000}
-        decoded = decode_event(orjson.dumps(stamped), topic_for(event["event_type"], settings),
+        decoded = decode_event(orjson.dumps(stamped), settings.topic_for(event["event_type"]),
                                now_ms=1_800_000_000_000)
         assert isinstance(decoded, Event), decoded
 
@@ -150,7 +149,7 @@ def test_profile_summary_of_collapsed_stacks(tmp_path: Path) -> None:
     top = profile_summary(raw, REPO)
     assert top["samples"] == 40 and top["idle_share"] == pytest.approx(0.6)
     assert top["self"][0] == ("run (onnxruntime/x.py:5)", 0.75)
-    assert top["inclusive"] == [("process (streams/agents/state_agent.py)", 1.0)]
+    assert top["inclusive"] == [("process (streams/state/agent.py)", 1.0)]
 
 
 def fake_results() -> dict:

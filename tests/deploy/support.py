@@ -215,7 +215,7 @@ class Exposition:
 
 
 def worker_exposition() -> Exposition:
-    """Build the worker's /metrics text from ``streams.metrics.create_metrics`` and parse it.
+    """Build the worker's /metrics text from ``streams.ops.metrics.create_metrics`` and parse it.
 
     Labelled metrics only appear once a child exists, so each gets one child with placeholder
     label values; the model Info gets the keys the scorer reports (docs/contracts.md:
@@ -225,7 +225,7 @@ def worker_exposition() -> Exposition:
     from prometheus_client.metrics import MetricWrapperBase
     from prometheus_client.parser import text_string_to_metric_families
 
-    from streams.metrics import create_metrics
+    from streams.ops.metrics import create_metrics
 
     registry = CollectorRegistry()
     metrics = create_metrics(registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,6 +10,49 @@ import pytest
 from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, find_tool, run_tool
 
 WORKER_PORT = "6066"
+# Settings the project no longer has; setting them would at best be ignored.
+REMOVED_SETTINGS = ("STREAMREC_BROKER_FLAVOUR",)
+
+
+def prometheus_storage_path(service: dict[str, Any]) -> str | None:
+    flags = [a for a in service.get("command", []) if a.startswith("--storage.tsdb.path=")]
+    return flags[-1].split("=", 1)[1] if flags else None
+
+
+# Where each service that keeps data on a named volume is told to keep it: without this setting
+# the data goes to the image's default, and the volume would hold nothing.
+DATA_DIR_SETTING: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    # Unset, the apache/kafka image writes its logs under /tmp.
+    "kafka": lambda service: service["environment"].get("KAFKA_LOG_DIRS"),
+    "prometheus": prometheus_storage_path,
+    # Grafana's data path: GF_PATHS_DATA, which the grafana/grafana image sets to /var/lib/grafana.
+    "grafana": lambda service: service.get("environment", {}).get(
+        "GF_PATHS_DATA", "/var/lib/grafana"
+    ),
+}
+
+
+def mounts(service: dict[str, Any]) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """(source, target, options) of a service's volumes, short or long syntax; source None for
+    an anonymous volume."""
+    found: list[tuple[str | None, str, dict[str, Any]]] = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found.append((volume.get("source"), volume["target"], volume))
+        else:
+            parts = volume.split(":")
+            if len(parts) == 1:
+                found.append((None, parts[0], {}))
+            else:
+                found.append((parts[0], parts[1], {}))
+    return found
+
+
+def named_volume_mounts(
+    compose: dict[str, Any], service: dict[str, Any]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    declared = compose.get("volumes") or {}
+    return [(s, t, o) for s, t, o in mounts(service) if s is not None and s in declared]
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +147,54 @@ def test_grafana_is_provisioned(services: dict[str, Any]) -> None:
         "/etc/grafana/provisioning/dashboards"
     )
     assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_named_volumes_are_declared_and_each_used_by_one_service(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    used = [s for service in services.values() for s, _, _ in named_volume_mounts(compose, service)]
+    assert sorted(used) == sorted(compose.get("volumes") or {}), (
+        "every top-level volume is mounted by exactly one service"
+    )
+    for name, service in services.items():
+        for source, _target, _options in mounts(service):
+            if source is not None and not source.startswith((".", "/", "~")):
+                assert source in (compose.get("volumes") or {}), f"{name}: undeclared {source}"
+
+
+@pytest.mark.parametrize("name", sorted(DATA_DIR_SETTING))
+def test_named_volume_holds_the_service_data(
+    compose: dict[str, Any], services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    (volume,) = named_volume_mounts(compose, service)
+    source, target, options = volume
+    assert DATA_DIR_SETTING[name](service) == target, (
+        f"{name} mounts {source} at {target} but keeps its data elsewhere"
+    )
+    # The volume takes the ownership of the image's directory on first use (the images create
+    # it for their non-root user); nocopy would leave it root-owned and unwritable.
+    assert not options.get("volume", {}).get("nocopy"), f"{name}: {source} must not be nocopy"
+
+
+def test_every_service_with_a_named_volume_has_a_data_dir_check(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    with_volumes = {n for n, s in services.items() if named_volume_mounts(compose, s)}
+    assert with_volumes == set(DATA_DIR_SETTING), "add the service's data dir to DATA_DIR_SETTING"
+
+
+def test_kafka_keeps_its_logs_on_the_volume(services: dict[str, Any]) -> None:
+    kafka = services["kafka"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"]
+    # KRaft's metadata log defaults to the first log dir; if set it must be on the volume too.
+    metadata = kafka["environment"].get("KAFKA_METADATA_LOG_DIR", "/var/lib/kafka/data")
+    assert metadata.startswith("/var/lib/kafka/data")
+
+
+def test_no_service_sets_a_removed_setting(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        removed = set(service.get("environment") or {}) & set(REMOVED_SETTINGS)
+        assert not removed, f"{name} sets {sorted(removed)}, which no longer exist"
+    assert not any(setting in COMPOSE_FILE.read_text() for setting in REMOVED_SETTINGS)

@@ -1,6 +1,6 @@
 """Every metric the dashboard and the rules query is one the worker really exposes.
 
-The exposition is built from streams.metrics.create_metrics, the one place the worker's
+The exposition is built from streams.ops.metrics.create_metrics, the one place the worker's
 metrics are defined, so renaming a metric there without updating deploy/ fails here.
 """
 
@@ -72,7 +72,7 @@ def test_every_queried_metric_is_exposed_or_recorded(
         for name in sorted(parse_promql_refs(expr).metric_names - known)
     ]
     assert not unknown, (
-        "these metrics are neither exposed by streams.metrics.create_metrics, nor recorded in "
+        "these metrics are neither exposed by streams.ops.metrics.create_metrics, nor recorded in "
         f"{RULES_FILE.name}, nor 'up':\n" + "\n".join(unknown)
     )
 

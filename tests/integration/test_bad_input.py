@@ -31,8 +31,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streams.broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.integration.bad_payloads import (
     INGEST_REASONS,
     KEYS,

@@ -1,7 +1,7 @@
 """The broker goes away and comes back (a dedicated embedded broker, restarted on its port).
 
 While it is down the worker stays alive (``/healthz`` 200) and reports itself not ready
-(``/readyz`` 503, from the broker probe in :mod:`streams.health`). The embedded broker keeps
+(``/readyz`` 503, from the broker probe in :mod:`streams.ops.health`). The embedded broker keeps
 everything in memory, so it comes back empty: topics are created again, and the worker
 must resume processing new events (``/readyz`` 200 again). State that lived only in the
 broker (changelogs, committed offsets) is gone; the worker's local RocksDB state is not, so
@@ -20,9 +20,8 @@ import orjson
 import pytest
 
 from streams.broker import EmbeddedBroker, start_broker
-from streams.demo.replay import topic_for
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.support import (
     FAST_GROUP,
     WorkerProcess,
@@ -71,7 +70,7 @@ def events(round_no: int, start_ms: int) -> list[dict[str, Any]]:
 
 
 def send(settings: Settings, batch: list[dict[str, Any]]) -> None:
-    produce(settings, [(topic_for(e["event_type"], settings), e["user_id"].encode(),
+    produce(settings, [(settings.topic_for(e["event_type"]), e["user_id"].encode(),
                         orjson.dumps(e)) for e in batch])
 
 

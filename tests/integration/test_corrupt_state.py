@@ -19,8 +19,7 @@ import orjson
 from rocksdict import Options, Rdict
 
 from streams.broker import EmbeddedBroker
-from streams.demo.replay import topic_for
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
 from tests.support import (
     WorkerProcess,
     isolated_settings,
@@ -50,7 +49,7 @@ def test_undecodable_records_are_counted_replaced_when_written_and_never_deleted
     later = [event(9, "alice", "i9", now + 9_000), event(9, "bob", "i9", now + 9_000)]
 
     def send(events: list[dict[str, Any]]) -> None:
-        produce(settings, [(topic_for(e["event_type"], settings), e["user_id"].encode(),
+        produce(settings, [(settings.topic_for(e["event_type"]), e["user_id"].encode(),
                             orjson.dumps(e)) for e in events])
 
     def user_doc(user: str) -> Any:

@@ -2,7 +2,7 @@
 
 The second restart also loses the local state directory, so the whole state must come back
 from the changelog, and a final kill at rest restarts on persisted offsets that sit at the
-changelogs' tails: both fail without :mod:`streams.tansu`'s exact end offsets on Tansu.
+changelogs' tails: both fail without :mod:`streams.kafka.end_offsets`'s exact end offsets on Tansu.
 
 A producer sends events for many users (with some producer-retry duplicates) while the
 worker is killed at random points and restarted with the same state directory. At the end
@@ -22,13 +22,12 @@ from typing import Any
 
 import orjson
 
-from schemas.codecs import DecodeLimits, decode_event
+from schemas.events import DecodeLimits, decode_event
 from streams.app import state_bounds
 from streams.broker import EmbeddedBroker
-from streams.demo.replay import topic_for
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.state.user_state import UserState, apply_events
-from streams.topics import create_topics
 from tests.support import WorkerProcess, isolated_settings, produce, wait_for
 
 USERS = 150
@@ -60,7 +59,7 @@ def expected_states(events: list[dict[str, Any]], settings: Settings) -> dict[st
     bounds = state_bounds(settings)
     per_user: dict[str, list[Any]] = {}
     for raw in events:
-        decoded = decode_event(orjson.dumps(raw), topic_for(raw["event_type"], settings),
+        decoded = decode_event(orjson.dumps(raw), settings.topic_for(raw["event_type"]),
                                DecodeLimits(topic_event_types={}), raw["timestamp"])
         per_user.setdefault(raw["user_id"], []).append(decoded)
     expected = {}
@@ -91,7 +90,7 @@ def test_sigkill_three_times_loses_nothing_and_applies_nothing_twice(
         chunk = 100
         for start in range(0, len(sent), chunk):
             produce(settings, [
-                (topic_for(e["event_type"], settings), e["user_id"].encode(),
+                (settings.topic_for(e["event_type"]), e["user_id"].encode(),
                  orjson.dumps(e)) for e in sent[start:start + chunk]
             ])
             progress["sent"] = start + chunk

@@ -25,10 +25,8 @@ import orjson
 import pytest
 
 from streams.broker import EmbeddedBroker
-from streams.demo.command import settings_env
-from streams.demo.replay import topic_for
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.support import (
     FAST_GROUP,
     REPO,
@@ -92,7 +90,7 @@ def make_events(start_ms: int) -> list[dict[str, Any]]:
 
 def send(settings: Settings, events: list[dict[str, Any]]) -> None:
     # Producers key by the raw user id: the worker must not carry it any further.
-    produce(settings, [(topic_for(e["event_type"], settings), e["user_id"].encode(),
+    produce(settings, [(settings.topic_for(e["event_type"]), e["user_id"].encode(),
                         orjson.dumps(e)) for e in events])
 
 
@@ -121,7 +119,7 @@ def test_pseudonymised_ids_erasure_and_token(settings: Settings, worker: WorkerP
     # Erasure of alice by her raw id, through the real command.
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli", "erase-user", RAW_USERS[0]],
-        env={**os.environ, **settings_env(settings)}, cwd=REPO, capture_output=True,
+        env={**os.environ, **settings.to_env()}, cwd=REPO, capture_output=True,
         text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     wait_for(lambda: get_user(worker, alice)[0] == 404, 30, "alice's state erased")

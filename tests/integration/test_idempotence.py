@@ -22,9 +22,8 @@ import orjson
 import pytest
 
 from streams.broker import EmbeddedBroker
-from streams.demo.replay import topic_for
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.support import (
     FAST_GROUP,
     WorkerProcess,
@@ -63,7 +62,7 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
 
 def messages(settings: Settings, events: list[dict[str, Any]]
              ) -> list[tuple[str, bytes | None, bytes | None]]:
-    return [(topic_for(e["event_type"], settings), e["user_id"].encode(), orjson.dumps(e))
+    return [(settings.topic_for(e["event_type"]), e["user_id"].encode(), orjson.dumps(e))
             for e in events]
 
 

@@ -15,11 +15,10 @@ import jsonschema
 import orjson
 import pytest
 
-from schemas.codecs import load_schema
+from schemas.contract import load_schema
 from streams.broker import EmbeddedBroker
-from streams.demo.replay import topic_for
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.support import TopicReader, WorkerProcess, isolated_settings, produce, wait_for
 
 USERS = 60
@@ -77,7 +76,7 @@ def test_events_in_recommendations_out(settings: Settings, worker: WorkerProcess
     now_ms = int(time.time() * 1000)
     events = make_events(now_ms)
     messages: list[tuple[str, bytes | None, bytes | None]] = [
-        (topic_for(e["event_type"], settings), e["event_id"].encode(), orjson.dumps(e))
+        (settings.topic_for(e["event_type"]), e["event_id"].encode(), orjson.dumps(e))
         for e in events
     ]
     prefix = settings.topic_views.rsplit(".", 1)[0]

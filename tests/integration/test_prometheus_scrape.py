@@ -28,10 +28,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.demo.replay import topic_for
-from streams.kafka_clients import librdkafka_config
+from streams.kafka.clients import librdkafka_config
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.deploy.support import RULES_FILE, WORKER_JOB, find_tool, worker_exposition
 from tests.support import WorkerProcess, isolated_settings, wait_for
 
@@ -148,7 +147,7 @@ class Traffic:
             event = {"event_id": f"scrape-{self.waves}-{n}", "event_type": event_type,
                      "user_id": user, "item_id": f"item-{(n * 3 + self.waves) % 20:03d}",
                      "timestamp": now_ms, "session_id": f"session-{n}"}
-            self.producer.produce(topic_for(event_type, self.settings),
+            self.producer.produce(self.settings.topic_for(event_type),
                                   key=user.encode(), value=orjson.dumps(event))
         if self.waves == 0:
             for attribute, value, _reason in MALFORMED:
@@ -306,12 +305,12 @@ def test_the_worker_log_is_json_with_batch_lines_rejections_and_no_user_ids(
         records.append(record)
 
     batch_lines = [r for r in records if r["level"] == "DEBUG"
-                   and r["logger"] == "streams.agents.state_agent"
+                   and r["logger"] == "streams.state.agent"
                    and re.match(r"partition \d+: \d+ events", r["message"])]
     assert batch_lines, "no per-batch DEBUG line from the state agent"
 
     # The event id and reason, as extra fields or in the message text.
-    (rejected,) = [r for r in records if r["logger"] == "streams.agents.ingest_agent"
+    (rejected,) = [r for r in records if r["logger"] == "streams.ingest.agent"
                    and REJECTED_EVENT_ID in (r.get("event_id"),
                                              *re.findall(r"event_id=(\S+)", r["message"]))]
     assert rejected["level"] == "WARNING"

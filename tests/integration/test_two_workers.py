@@ -19,10 +19,9 @@ import orjson
 import pytest
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.demo.replay import topic_for
-from streams.partitioning import user_partition
+from streams.kafka.partitioning import user_partition
+from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.support import (
     FAST_GROUP,
     WorkerProcess,
@@ -72,7 +71,7 @@ def round_of_events(start_ms: int, round_no: int) -> list[dict[str, Any]]:
 
 
 def send(settings: Settings, events: list[dict[str, Any]]) -> None:
-    produce(settings, [(topic_for(e["event_type"], settings), e["user_id"].encode(),
+    produce(settings, [(settings.topic_for(e["event_type"]), e["user_id"].encode(),
                         orjson.dumps(e)) for e in events])
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codecs import (
+from schemas.errors import InvalidLimitsError
+from schemas.events import (
     DEFAULT_LIMITS,
     DecodeLimits,
     Event,
@@ -16,10 +17,9 @@ from schemas.codecs import (
     Rejection,
     decode_event,
     decode_events,
-    parse_rfc3339_ms,
 )
-from schemas.errors import InvalidLimitsError
 from schemas.reasons import RejectReason as R
+from schemas.timestamps import parse_rfc3339_ms
 
 NOW = parse_rfc3339_ms("2026-11-23T18:00:00Z")
 BASE: dict[str, Any] = {

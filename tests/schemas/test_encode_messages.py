@@ -12,21 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import codecs
-from schemas.codecs import (
-    Event,
-    EventType,
-    Rejection,
-    build_recommendation,
-    decode_dead_letter,
-    encode_dead_letter,
-    encode_recommendation,
-    format_rfc3339_ms,
-    load_schema,
-    parse_rfc3339_ms,
-)
+from schemas import contract, recommendations
+from schemas.contract import load_schema
+from schemas.dead_letters import decode_dead_letter, encode_dead_letter
 from schemas.errors import InvalidTimestampError, SchemasError, SchemaViolationError
+from schemas.events import Event, EventType, Rejection
 from schemas.reasons import FallbackReason, RejectReason
+from schemas.recommendations import build_recommendation, encode_recommendation
+from schemas.timestamps import format_rfc3339_ms, parse_rfc3339_ms
 
 NOW = parse_rfc3339_ms("2026-11-23T18:00:00.250Z")
 TRIGGER = Event("e-9", EventType.ADD_TO_CART, "u-1", "sku-3", NOW - 1500)
@@ -294,17 +287,18 @@ def near_recommendations(draw: st.DrawFn) -> Any:
 @settings(max_examples=400, deadline=None)
 @given(near_recommendations())
 def test_fast_path_accepts_nothing_the_schema_rejects(message: Any) -> None:
-    if codecs._fast_recommendation_ok(message):
+    if recommendations._fast_recommendation_ok(message):
         assert RECOMMENDATION.is_valid(message), message
 
 
 def test_fast_path_takes_what_build_recommendation_makes() -> None:
-    assert codecs.RECOMMENDATION_FAST_PATH_ENABLED, (
-        "recommendation.schema.json changed: review schemas.codecs._fast_recommendation_ok "
-        "against it, then set _RECOMMENDATION_FAST_PATH_SHA256 = "
-        f"{codecs._schema_fingerprint(load_schema('recommendation'))!r}")
+    assert recommendations.RECOMMENDATION_FAST_PATH_ENABLED, (
+        "recommendation.schema.json changed: review "
+        "schemas.recommendations._fast_recommendation_ok against it, then set "
+        "_RECOMMENDATION_FAST_PATH_SHA256 = "
+        f"{contract.schema_fingerprint(load_schema('recommendation'))!r}")
     for fallback in (None, *FallbackReason):
         message = build_recommendation("ü-1", [(f"sku-{i}", 1.0 / (i + 1)) for i in range(20)],
                                        "sessattn", "20261123T2027Z", TRIGGER, NOW, fallback)
-        assert codecs._fast_recommendation_ok(message)
-    assert not codecs._fast_recommendation_ok(recommendation(user_id="tab\there"))
+        assert recommendations._fast_recommendation_ok(message)
+    assert not recommendations._fast_recommendation_ok(recommendation(user_id="tab\there"))

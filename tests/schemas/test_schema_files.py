@@ -9,8 +9,9 @@ import jsonschema
 import orjson
 import pytest
 
-from schemas import codecs
-from schemas.codecs import EventType, load_schema
+from schemas import contract, dead_letters, events, recommendations, timestamps
+from schemas.contract import load_schema
+from schemas.events import EventType
 from schemas.reasons import FallbackReason, RejectReason
 
 SCHEMAS = ["event", "recommendation", "dead_letter"]
@@ -27,7 +28,7 @@ def test_schema_is_valid_draft_07_and_documented(name: str) -> None:
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     assert schema["$id"].endswith(f"/{name}.schema.json")
     assert schema["title"] and len(schema["description"]) > 50
-    assert schema["properties"]["schema_version"]["const"] == codecs.SCHEMA_VERSION
+    assert schema["properties"]["schema_version"]["const"] == contract.SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("name", ["recommendation", "dead_letter"])
@@ -42,21 +43,20 @@ def test_example_is_valid(name: str) -> None:
 
 def test_event_example_decodes() -> None:
     example = _example("event")
-    now = codecs.parse_rfc3339_ms(example["timestamp"]) + 1000
-    event = codecs.decode_event(orjson.dumps(example), "purchases", now_ms=now)
-    assert isinstance(event, codecs.Event)
+    now = timestamps.parse_rfc3339_ms(example["timestamp"]) + 1000
+    event = events.decode_event(orjson.dumps(example), "purchases", now_ms=now)
+    assert isinstance(event, events.Event)
     assert event.event_id == example["event_id"]
 
 
 def test_dead_letter_example_decodes() -> None:
     raw = orjson.dumps(_example("dead_letter"))
-    assert codecs.decode_dead_letter(raw) == _example("dead_letter")
+    assert dead_letters.decode_dead_letter(raw) == _example("dead_letter")
 
 
 def test_recommendation_example_encodes() -> None:
-    assert orjson.loads(codecs.encode_recommendation(_example("recommendation"))) == _example(
-        "recommendation"
-    )
+    encoded = recommendations.encode_recommendation(_example("recommendation"))
+    assert orjson.loads(encoded) == _example("recommendation")
 
 
 def test_enums_match_the_python_code() -> None:
@@ -74,13 +74,13 @@ def test_enums_match_the_python_code() -> None:
 
 def test_timestamp_pattern_is_the_one_the_codec_uses() -> None:
     pattern = load_schema("event")["properties"]["timestamp"]["pattern"]
-    assert pattern == codecs.RFC3339_PATTERN
+    assert pattern == timestamps.RFC3339_PATTERN
 
 
 def test_fast_path_was_written_for_this_schema() -> None:
-    fingerprint = codecs._schema_fingerprint(load_schema("event"))
-    assert codecs.FAST_PATH_ENABLED, (
-        "event.schema.json changed: review schemas.codecs._fast_event_ok against it (it must "
+    fingerprint = contract.schema_fingerprint(load_schema("event"))
+    assert events.FAST_PATH_ENABLED, (
+        "event.schema.json changed: review schemas.events._fast_event_ok against it (it must "
         "accept nothing the schema rejects), then set _FAST_PATH_SCHEMA_SHA256 = "
         f"{fingerprint!r}"
     )
@@ -88,12 +88,12 @@ def test_fast_path_was_written_for_this_schema() -> None:
 
 def test_fingerprint_ignores_annotations_only() -> None:
     schema = load_schema("event")
-    base = codecs._schema_fingerprint(schema)
+    base = contract.schema_fingerprint(schema)
     schema["description"] = "reworded"
     schema["properties"]["event_id"]["description"] = "reworded"
-    assert codecs._schema_fingerprint(schema) == base
+    assert contract.schema_fingerprint(schema) == base
     schema["definitions"]["id"]["maxLength"] = 512
-    assert codecs._schema_fingerprint(schema) != base
+    assert contract.schema_fingerprint(schema) != base
 
 
 def test_load_schema_returns_a_fresh_copy() -> None:

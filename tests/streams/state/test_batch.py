@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from schemas.codecs import Event, EventType
+from schemas.events import Event, EventType
 from streams.state.batch import (
     UserRecord,
     apply_batch,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.codecs import Event, EventType
+from schemas.events import Event, EventType
 from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.user_state import (
     EventCounts,

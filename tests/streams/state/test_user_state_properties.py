@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codecs import Event, EventType
+from schemas.events import Event, EventType
 from streams.state.bounds import StateBounds
 from streams.state.user_state import Outcome, UserState, apply_event, apply_events
 

@@ -1,0 +1,55 @@
+"""Stage 5: one recommendation message per touched user per micro-batch, newest trigger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.recommendations import build_recommendation, encode_recommendation
+from streams.scoring.scorer import Scored
+from streams.state.user_state import UserState
+
+TRENDING_MODEL = ("trending", "1")
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """An encoded recommendation ready to send, keyed by user id."""
+
+    user_id: str
+    key: bytes
+    value: bytes
+    trigger_time_ms: int
+    fallback: str | None
+
+
+def build_emission(
+    user_id: str,
+    state: UserState,
+    scored: Scored,
+    *,
+    model: tuple[str, str] | None,
+    generated_at_ms: int,
+) -> Emission:
+    """The schema-valid recommendation message for ``user_id`` (coalesced: one per batch).
+
+    The trigger is the user's newest event by event time, i.e. the newest event the
+    recommendation reflects.
+    """
+    name, version = model if (model and scored.fallback is None) else TRENDING_MODEL
+    trigger = state.newest_event
+    message = build_recommendation(
+        user_id=user_id,
+        items=scored.items,
+        model_name=name,
+        model_version=version,
+        trigger=trigger,
+        generated_at_ms=generated_at_ms,
+        fallback=scored.fallback,
+    )
+    return Emission(
+        user_id=user_id,
+        key=user_id.encode("utf-8"),
+        value=encode_recommendation(message),
+        trigger_time_ms=trigger.event_time_ms,
+        fallback=scored.fallback,
+    )

@@ -1,0 +1,125 @@
+"""The ingest agent: one actor per input partition.
+
+Decodes and validates a micro-batch, sends rejected messages to the dead-letter topic with
+their reason and source, and forwards valid events (and erasure requests) to the internal
+``events-by-user`` topic as one bundle per owning partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from schemas.dead_letters import encode_dead_letter
+from schemas.events import DecodeLimits
+from streams.clock import now_ms
+from streams.ingest.batch import IngestBatch, Pseudonymiser, RawMessage, encode_bundle, ingest
+from streams.ops.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What the ingest agent needs to know, taken from the settings once."""
+
+    limits: DecodeLimits
+    partitions: int
+    erasure_topic: str
+    batch_max_events: int
+    batch_max_seconds: float
+    pseudonymiser: Pseudonymiser | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, limits: DecodeLimits) -> IngestConfig:
+        key = settings.pseudonymisation_key
+        return cls(
+            limits=limits,
+            partitions=settings.topic_partitions,
+            erasure_topic=settings.topic_user_erasure,
+            batch_max_events=settings.batch_max_events,
+            batch_max_seconds=settings.batch_max_seconds,
+            pseudonymiser=Pseudonymiser(key.encode("utf-8")) if key else None,
+        )
+
+
+@dataclass
+class IngestAgent:
+    config: IngestConfig
+    metrics: Metrics
+    by_user_topic: Any
+    dead_letter_topic: Any
+
+    async def __call__(self, stream: faust.StreamT) -> None:
+        config = self.config
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
+            config.batch_max_events, config.batch_max_seconds
+        ):
+            batch = ingest(
+                (_raw(event) for event in events),
+                limits=config.limits,
+                partitions=config.partitions,
+                now_ms=now_ms(),
+                pseudonymise=config.pseudonymiser,
+                erasure_topic=config.erasure_topic,
+            )
+            await self._send(batch)
+
+    async def _send(self, batch: IngestBatch) -> None:
+        metrics = self.metrics
+        log.debug("ingest batch: %d messages, %d dead-lettered, %d bundles",
+                  sum(batch.consumed.values()), len(batch.dead_letters), len(batch.bundles))
+        for dead in batch.dead_letters:
+            reason = dead.rejection.reason.value
+            message = dead.message
+            log.warning(
+                "dead-lettered message from %s[%d]@%d: reason=%s event_id=%s",
+                message.topic, message.partition, message.offset, reason,
+                dead.rejection.event_id,
+                extra={"reason": reason, "event_id": dead.rejection.event_id,
+                       "topic": message.topic, "partition": message.partition,
+                       "offset": message.offset},
+            )
+            # The detail may quote the offending value (e.g. a malformed user_id): DEBUG
+            # only; the dead letter itself keeps it.
+            log.debug("dead-letter detail for %s[%d]@%d: %s", message.topic,
+                      message.partition, message.offset, dead.rejection.detail)
+            await self.dead_letter_topic.send(
+                key=message.key,
+                value=encode_dead_letter(
+                    dead.rejection,
+                    raw_key=message.key,
+                    raw_value=message.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    timestamp_ms=message.timestamp_ms,
+                    received_at_ms=now_ms(),
+                ),
+            )
+            metrics.events_rejected.labels(reason=reason).inc()
+            metrics.dead_letters.labels(reason=reason).inc()
+        for (topic, event_type), count in batch.consumed.items():
+            metrics.events_consumed.labels(topic=topic, event_type=event_type).inc(count)
+        for partition, bundle in batch.bundles.items():
+            await self.by_user_topic.send(
+                key=f"p{partition}".encode(), value=encode_bundle(bundle), partition=partition
+            )
+
+
+def _raw(event: EventT) -> RawMessage:
+    message = event.message
+    timestamp = message.timestamp
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(timestamp * 1000) if timestamp else None,
+        key=message.key,
+        value=message.value,
+    )

@@ -1,0 +1,176 @@
+"""Stage 1: decode and validate raw input messages, dead-letter the bad ones, re-key by user.
+
+Producers may key their events any way they like. Valid events are grouped by the partition
+that owns their ``user_id`` (:mod:`streams.kafka.partitioning`) and forwarded to the internal
+``events-by-user`` topic as one bundle per partition per micro-batch; state is only ever
+touched downstream of that re-keying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+import orjson
+
+from schemas.events import DecodeLimits, Event, EventType, Rejection, decode_event
+from schemas.reasons import RejectReason
+from streams.kafka.partitioning import user_partition
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """An input message as it came off Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input message and why."""
+
+    rejection: Rejection
+    message: RawMessage
+
+
+@dataclass
+class Bundle:
+    """Validated work for one user partition: events, and users to erase."""
+
+    events: list[Event] = field(default_factory=list)
+    erasures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestBatch:
+    """What one micro-batch of input messages turned into."""
+
+    bundles: dict[int, Bundle] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def bundle(self, partition: int) -> Bundle:
+        found = self.bundles.get(partition)
+        if found is None:
+            found = self.bundles[partition] = Bundle()
+        return found
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    """Replaces user ids by HMAC-SHA256(key, user_id), hex encoded. The key is never logged."""
+
+    key: bytes = field(repr=False)
+
+    def __call__(self, user_id: str) -> str:
+        return hmac.new(self.key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def ingest(
+    messages: Iterable[RawMessage],
+    *,
+    limits: DecodeLimits,
+    partitions: int,
+    now_ms: int,
+    pseudonymise: Pseudonymiser | None = None,
+    erasure_topic: str | None = None,
+) -> IngestBatch:
+    """Decode every message; group valid events by owning partition, collect dead letters.
+
+    Messages from ``erasure_topic`` are erasure requests (:func:`decode_erasure`) and are
+    routed to the partition of the user they name, like events.
+    """
+    batch = IngestBatch()
+    for message in messages:
+        if message.topic == erasure_topic:
+            _ingest_erasure(batch, message, partitions, pseudonymise)
+            continue
+        decoded = decode_event(message.value, message.topic, limits, now_ms)
+        if isinstance(decoded, Rejection):
+            batch.dead_letters.append(DeadLetter(decoded, message))
+            counter_key = (message.topic, "invalid")
+        else:
+            if pseudonymise is not None:
+                decoded = replace(decoded, user_id=pseudonymise(decoded.user_id))
+            partition = user_partition(decoded.user_id, partitions)
+            batch.bundle(partition).events.append(decoded)
+            counter_key = (message.topic, decoded.event_type)
+        batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
+    return batch
+
+
+def _ingest_erasure(
+    batch: IngestBatch,
+    message: RawMessage,
+    partitions: int,
+    pseudonymise: Pseudonymiser | None,
+) -> None:
+    decoded = decode_erasure(message.value)
+    if isinstance(decoded, Rejection):
+        batch.dead_letters.append(DeadLetter(decoded, message))
+        counter_key = (message.topic, "invalid")
+    else:
+        user_id = pseudonymise(decoded) if pseudonymise is not None else decoded
+        batch.bundle(user_partition(user_id, partitions)).erasures.append(user_id)
+        counter_key = (message.topic, "user_erasure")
+    batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
+
+
+def decode_erasure(raw: bytes | None) -> str | Rejection:
+    """An erasure request: ``{"user_id": "..."}`` (UTF-8 JSON). Returns the user id."""
+    if not raw:
+        return Rejection(RejectReason.EMPTY_PAYLOAD, "erasure request has no value")
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(RejectReason.INVALID_JSON, f"erasure request is not JSON: {exc}")
+    if not isinstance(document, dict):
+        return Rejection(RejectReason.NOT_AN_OBJECT, "erasure request must be an object")
+    user_id = document.get("user_id")
+    if user_id is None:
+        return Rejection(RejectReason.MISSING_FIELD, "erasure request needs user_id")
+    if not isinstance(user_id, str):
+        return Rejection(RejectReason.WRONG_TYPE, "user_id must be a string")
+    if not _VALID_ID.fullmatch(user_id):
+        return Rejection(RejectReason.INVALID_ID,
+                         "user_id must be 1-256 characters without control characters")
+    return user_id
+
+
+_VALID_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,256}")
+
+
+def encode_bundle(bundle: Bundle) -> bytes:
+    """Validated work for one partition, as one internal-topic message."""
+    return orjson.dumps({
+        "events": [event.to_json_dict() for event in bundle.events],
+        "erase": bundle.erasures,
+    })
+
+
+def decode_bundle(payload: bytes) -> Bundle:
+    """Inverse of :func:`encode_bundle` (trusted input: it was validated at ingestion)."""
+    document = orjson.loads(payload)
+    return Bundle(
+        events=[
+            Event(
+                event_id=item["event_id"],
+                event_type=EventType(item["event_type"]),
+                user_id=item["user_id"],
+                item_id=item["item_id"],
+                timestamp_ms=item["timestamp"],
+                session_id=item.get("session_id"),
+                properties=item.get("properties"),
+            )
+            for item in document["events"]
+        ],
+        erasures=list(document["erase"]),
+    )

@@ -1,0 +1,240 @@
+"""Every Prometheus metric the worker exposes, created in one place.
+
+``create_metrics(registry)`` builds the whole bundle against the registry it is given, so tests
+pass their own ``CollectorRegistry`` and nothing lives in module globals. Naming follows the
+Prometheus conventions: the ``streamrec_`` prefix, base units (seconds), ``_total`` for
+counters, and no high-cardinality labels (never a user id or an item id).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+PREFIX = "streamrec"
+
+# Event time -> recommendation produced: resolves 1 ms .. 60 s.
+FRESHNESS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+BATCH_SECONDS_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+SCORED_USERS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The worker's metrics. Attribute names say what is measured; see each help text."""
+
+    registry: CollectorRegistry
+    events_consumed: Counter
+    events_rejected: Counter
+    dead_letters: Counter
+    duplicates_dropped: Counter
+    late_events: Counter
+    users_erased: Counter
+    users_expired: Counter
+    state_records_discarded: Counter
+    batch_size: Histogram
+    batch_processing_seconds: Histogram
+    scoring_batch_seconds: Histogram
+    scoring_batch_users: Histogram
+    freshness_seconds: Histogram
+    recommendations_emitted: Counter
+    fallbacks: Counter
+    model_info: Info
+    model_loaded_timestamp_seconds: Gauge
+    state_users: Gauge
+    state_items: Gauge
+    state_disk_bytes: Gauge
+    consumer_lag: Gauge
+    rebalances: Counter
+    recovery_in_progress: Gauge
+    recovery_remaining_records: Gauge
+    recovery_seconds: Gauge
+    ready: Gauge
+    build_info: Info
+
+
+def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metrics:
+    """Register every streamrec metric on ``registry`` and return the bundle, together with
+    the standard process collectors (``process_resident_memory_bytes``,
+    ``process_cpu_seconds_total``, open fds, ...; ``python_gc_*``, ``python_info``), which a
+    custom registry does not get by itself."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+    def name(suffix: str) -> str:
+        return f"{PREFIX}_{suffix}"
+
+    metrics = Metrics(
+        registry=registry,
+        events_consumed=Counter(
+            name("events_consumed"),
+            "Input messages consumed, by source topic and event type (invalid ones: 'invalid').",
+            ["topic", "event_type"],
+            registry=registry,
+        ),
+        events_rejected=Counter(
+            name("events_rejected"),
+            "Input messages rejected by decoding or validation, by reason code.",
+            ["reason"],
+            registry=registry,
+        ),
+        dead_letters=Counter(
+            name("dead_letters"),
+            "Messages written to the dead-letter topic, by reason code.",
+            ["reason"],
+            registry=registry,
+        ),
+        duplicates_dropped=Counter(
+            name("duplicates_dropped"),
+            "Events whose event_id was already applied to the user's state (dropped).",
+            registry=registry,
+        ),
+        late_events=Counter(
+            name("late_events"),
+            "Events older than the reorder window: applied to aggregates only.",
+            registry=registry,
+        ),
+        users_erased=Counter(
+            name("users_erased"),
+            "Users whose state and last recommendation were erased on request.",
+            registry=registry,
+        ),
+        users_expired=Counter(
+            name("users_expired"),
+            "Users removed from state after the inactivity TTL.",
+            registry=registry,
+        ),
+        state_records_discarded=Counter(
+            name("state_records_discarded"),
+            "Stored records found undecodable (corrupt or an unknown format) when read; "
+            "they read as absent until the key is written afresh.",
+            ["table"],
+            registry=registry,
+        ),
+        batch_size=Histogram(
+            name("batch_size_events"),
+            "Events per micro-batch processed by the state stage.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        ),
+        batch_processing_seconds=Histogram(
+            name("batch_processing_seconds"),
+            "Wall time to process one micro-batch: state, scoring and emission.",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=registry,
+        ),
+        scoring_batch_seconds=Histogram(
+            name("scoring_batch_seconds"),
+            "Wall time of one batched model call for all users a micro-batch touched.",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=registry,
+        ),
+        scoring_batch_users=Histogram(
+            name("scoring_batch_users"),
+            "Users scored by one batched model call. Scoring time per user is "
+            "rate(streamrec_scoring_batch_seconds_sum) / rate(streamrec_scoring_batch_users_sum) "
+            "(an average over calls; a single user is never timed alone).",
+            buckets=SCORED_USERS_BUCKETS,
+            registry=registry,
+        ),
+        freshness_seconds=Histogram(
+            name("freshness_seconds"),
+            "Event time of the triggering event to recommendation produced, in seconds.",
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        ),
+        recommendations_emitted=Counter(
+            name("recommendations_emitted"),
+            "Recommendation messages produced to the recommendations topic.",
+            registry=registry,
+        ),
+        fallbacks=Counter(
+            name("fallbacks"),
+            "Recommendations served from trending instead of the model, by reason.",
+            ["reason"],
+            registry=registry,
+        ),
+        model_info=Info(
+            name("model"),
+            "The model currently loaded: name, version, provider.",
+            registry=registry,
+        ),
+        model_loaded_timestamp_seconds=Gauge(
+            name("model_loaded_timestamp_seconds"),
+            "Unix time at which the current model was loaded.",
+            registry=registry,
+        ),
+        state_users=Gauge(
+            name("state_users"),
+            "Users held in this worker's state (partitions it owns).",
+            registry=registry,
+        ),
+        state_items=Gauge(
+            name("state_items"),
+            "Items on this worker's trending boards.",
+            registry=registry,
+        ),
+        state_disk_bytes=Gauge(
+            name("state_disk_bytes"),
+            "Bytes on disk under this worker's table directory (RocksDB files of every table "
+            "partition it holds, write-ahead logs included).",
+            registry=registry,
+        ),
+        consumer_lag=Gauge(
+            name("consumer_lag_messages"),
+            "Messages between the committed offset and the high watermark, per partition this "
+            "worker holds of the input topics, user_erasure and events-by-user.",
+            ["topic", "partition"],
+            registry=registry,
+        ),
+        rebalances=Counter(
+            name("rebalances"),
+            "Consumer group rebalances this worker took part in.",
+            registry=registry,
+        ),
+        recovery_in_progress=Gauge(
+            name("table_recovery_in_progress"),
+            "1 while the worker restores its tables from their changelogs, else 0.",
+            registry=registry,
+        ),
+        recovery_remaining_records=Gauge(
+            name("table_recovery_remaining_records"),
+            "Changelog records still to restore before the worker is ready.",
+            registry=registry,
+        ),
+        recovery_seconds=Gauge(
+            name("table_recovery_last_duration_seconds"),
+            "Duration of the last completed table recovery.",
+            registry=registry,
+        ),
+        ready=Gauge(
+            name("ready"),
+            "1 when the worker has recovered its tables, is not rebalancing and has loaded its "
+            "model (when one is configured), else 0.",
+            registry=registry,
+        ),
+        build_info=Info(
+            name("build"),
+            "streamrec version and Python version of this worker.",
+            registry=registry,
+        ),
+    )
+    metrics.build_info.info({"version": version, "python": platform.python_version()})
+    return metrics

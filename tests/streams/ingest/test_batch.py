@@ -1,0 +1,84 @@
+"""Stage 1 on its own: decode, dead-letter, re-key by user, bundle round trip."""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.events import DecodeLimits, EventType
+from schemas.reasons import RejectReason
+from streams.ingest.batch import Pseudonymiser, RawMessage, decode_bundle, encode_bundle, ingest
+from streams.kafka.partitioning import user_partition
+
+NOW = 1_767_225_600_000
+
+
+def message(value: bytes | None, topic: str = "views", offset: int = 0) -> RawMessage:
+    return RawMessage(topic=topic, partition=0, offset=offset, timestamp_ms=NOW, key=None,
+                      value=value)
+
+
+def event(user: str, n: int, event_type: str = "view") -> bytes:
+    return orjson.dumps({"event_id": f"e-{user}-{n}", "event_type": event_type,
+                         "user_id": user, "item_id": f"i{n}", "timestamp": NOW - n})
+
+
+def test_valid_events_are_grouped_by_owning_partition() -> None:
+    users = [f"user-{n}" for n in range(40)]
+    batch = ingest([message(event(u, 1)) for u in users], limits=DecodeLimits(),
+                   partitions=4, now_ms=NOW)
+    assert not batch.dead_letters
+    for partition, bundle in batch.bundles.items():
+        assert {user_partition(e.user_id, 4) for e in bundle.events} == {partition}
+    assert sum(len(v.events) for v in batch.bundles.values()) == len(users)
+    assert batch.consumed == {("views", "view"): len(users)}
+
+
+def test_bad_messages_become_dead_letters_with_their_source() -> None:
+    batch = ingest(
+        [message(b"{nope", offset=7), message(event("u", 1, "purchase"), offset=8),
+         message(None, offset=9)],
+        limits=DecodeLimits(), partitions=2, now_ms=NOW,
+    )
+    reasons = [(d.rejection.reason, d.message.offset) for d in batch.dead_letters]
+    assert reasons == [(RejectReason.INVALID_JSON, 7), (RejectReason.WRONG_TOPIC, 8),
+                       (RejectReason.EMPTY_PAYLOAD, 9)]
+    assert batch.bundles == {}
+    assert batch.consumed == {("views", "invalid"): 3}
+
+
+def test_bundle_round_trip_keeps_every_field() -> None:
+    raw = orjson.dumps({"event_id": "e1", "event_type": "add_to_cart", "user_id": "u",
+                        "item_id": "i", "timestamp": NOW, "session_id": "s",
+                        "properties": {"price": 9.5, "quantity": 2}})
+    batch = ingest([message(raw, topic="clicks")], limits=DecodeLimits(), partitions=1,
+                   now_ms=NOW)
+    (bundle,) = batch.bundles.values()
+    assert decode_bundle(encode_bundle(bundle)) == bundle
+    assert bundle.events[0].event_type is EventType.ADD_TO_CART
+
+
+def test_pseudonymisation_replaces_user_ids_before_partitioning() -> None:
+    pseudonymise = Pseudonymiser(b"secret")
+    batch = ingest([message(event("alice", 1))], limits=DecodeLimits(), partitions=8,
+                   now_ms=NOW, pseudonymise=pseudonymise)
+    ((partition, bundle),) = batch.bundles.items()
+    (decoded,) = bundle.events
+    assert decoded.user_id == pseudonymise("alice") != "alice"
+    assert len(decoded.user_id) == 64
+    assert partition == user_partition(decoded.user_id, 8)
+    assert "secret" not in repr(pseudonymise)
+    assert Pseudonymiser(b"other")("alice") != decoded.user_id
+
+
+def test_erasure_requests_are_routed_to_the_users_partition() -> None:
+    pseudonymise = Pseudonymiser(b"k")
+    batch = ingest(
+        [message(b'{"user_id": "alice"}', topic="user_erasure", offset=1),
+         message(b'{"user": "bob"}', topic="user_erasure", offset=2)],
+        limits=DecodeLimits(), partitions=4, now_ms=NOW, pseudonymise=pseudonymise,
+        erasure_topic="user_erasure",
+    )
+    ((partition, bundle),) = batch.bundles.items()
+    assert bundle.erasures == [pseudonymise("alice")]
+    assert partition == user_partition(pseudonymise("alice"), 4)
+    assert [d.rejection.reason for d in batch.dead_letters] == [RejectReason.MISSING_FIELD]
