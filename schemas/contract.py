@@ -2,7 +2,7 @@
 rules several messages share (the schema version, what a valid id is, how a schema failure is
 reported).
 
->>> is_valid_id("sku-9"), is_valid_id(""), is_valid_id("a\x00b")
+>>> is_valid_id("sku-9"), is_valid_id(""), is_valid_id("tab\\there")
 (True, False, False)
 """
 

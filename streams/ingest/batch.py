@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import orjson
 
+from schemas.contract import is_valid_id
 from schemas.events import DecodeLimits, Event, EventType, Rejection, decode_event
 from schemas.reasons import RejectReason
 from streams.kafka.partitioning import user_partition
@@ -139,13 +139,10 @@ def decode_erasure(raw: bytes | None) -> str | Rejection:
         return Rejection(RejectReason.MISSING_FIELD, "erasure request needs user_id")
     if not isinstance(user_id, str):
         return Rejection(RejectReason.WRONG_TYPE, "user_id must be a string")
-    if not _VALID_ID.fullmatch(user_id):
+    if not is_valid_id(user_id):
         return Rejection(RejectReason.INVALID_ID,
                          "user_id must be 1-256 characters without control characters")
     return user_id
-
-
-_VALID_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,256}")
 
 
 def encode_bundle(bundle: Bundle) -> bytes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from schemas.events import EventType
 from streams.errors import StreamrecError
 
 
@@ -30,8 +31,9 @@ class StateDecodeError(StateError, ValueError):
     corrupt record can be deleted, the user starts from empty state."""
 
 
-EVENT_TYPES: Final = ("view", "click", "add_to_cart", "purchase")
-"""The four event types, in the order compact encodings use."""
+EVENT_TYPES: Final = tuple(str(event_type) for event_type in EventType)
+"""The interaction types of the event contract, in the order compact encodings use (stored
+records hold a type's index: a new type may only be appended to the schema's enum)."""
 
 
 @dataclass(frozen=True, slots=True)

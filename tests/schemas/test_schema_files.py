@@ -3,6 +3,7 @@ the Python enums."""
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import jsonschema
@@ -100,3 +101,30 @@ def test_load_schema_returns_a_fresh_copy() -> None:
     first = load_schema("event")
     first["required"].clear()
     assert load_schema("event")["required"]
+
+
+def _id_rules(node: object) -> list[dict[str, object]]:
+    """Every sub-schema in ``node`` that restricts a string like an id does."""
+    found: list[dict[str, object]] = []
+    if isinstance(node, dict):
+        if node.get("maxLength") == 256 and "pattern" in node:
+            found.append(node)
+        for value in node.values():
+            found.extend(_id_rules(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_id_rules(value))
+    return found
+
+
+@pytest.mark.parametrize("name", ["event", "dead_letter", "recommendation"])
+def test_every_id_rule_in_the_schemas_agrees_with_the_codecs(name: str) -> None:
+    rules = _id_rules(load_schema(name))
+    assert rules, f"{name}.schema.json has no id rule"
+    samples = ["sku-9", "ü-1", "x" * 256, "x" * 257, "", "a\x00b", "tab\there", "\x9f", "ok 1"]
+    for rule in rules:
+        pattern = re.compile(str(rule["pattern"]))
+        for sample in samples:
+            in_schema = (int(str(rule.get("minLength", 0))) <= len(sample) <= 256
+                         and pattern.match(sample) is not None)
+            assert in_schema == contract.is_valid_id(sample), (name, sample)

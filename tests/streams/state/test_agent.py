@@ -1,0 +1,157 @@
+"""The state agent in process: a real Faust app and RocksDB tables, a recording producer.
+
+No broker: the agent's tables live in RocksDB on disk (opened per partition by Faust's store,
+as in a running worker) and its records go to a producer that records what it is given and
+acknowledges it with offsets, as aiokafka does. One micro-batch through ``process`` must
+leave exactly the state, changelog and recommendations the flow promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.events import Event, EventType
+from streams.app import create_worker, state_bounds
+from streams.ingest.batch import Bundle, encode_bundle
+from streams.ops.metrics import create_metrics
+from streams.settings import load_settings
+from streams.state.agent import StateAgent, StateConfig
+from streams.state.batch import UserRecord
+from streams.state.store import PartitionStore
+
+PARTITION = 2
+
+
+@dataclass
+class RecordedBatch:
+    records: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
+    capacity: int = 3
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: None) -> object:
+        if len(self.records) >= self.capacity:
+            return None  # full: the caller starts a new batch, as with aiokafka
+        self.records.append((key, value))
+        return object()
+
+
+@dataclass
+class RecordingProducer:
+    """The parts of aiokafka's producer the agent uses; every batch acknowledged at once."""
+
+    partitions: int = 4
+    sent: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = field(
+        default_factory=dict)
+
+    def _ensure_producer(self) -> RecordingProducer:
+        return self
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> RecordedBatch:
+        return RecordedBatch()
+
+    async def send_batch(self, batch: RecordedBatch, topic: str, *, partition: int
+                         ) -> asyncio.Future[Any]:
+        log = self.sent.setdefault((topic, partition), [])
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(offset=len(log)))
+        log.extend(batch.records)
+        return future
+
+
+def bundle_event(values: list[bytes]) -> Any:
+    """What ``take_events`` yields: an event whose message came from PARTITION."""
+    return [SimpleNamespace(value=value, message=SimpleNamespace(partition=PARTITION))
+            for value in values]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> tuple[StateAgent, RecordingProducer, Any]:
+    settings = load_settings(broker_url="kafka://127.0.0.1:9", data_dir=tmp_path / "state",
+                             top_k=5)
+    worker = create_worker(settings, registry=CollectorRegistry())
+    producer = RecordingProducer()
+    agent = StateAgent(
+        StateConfig.from_settings(settings), state_bounds(settings),
+        create_metrics(CollectorRegistry()), users=worker.users, trending=worker.trending,
+        scoring=worker.scoring, producer=producer,
+        recommendations_topic=settings.topic_recommendations,
+    )
+    return agent, producer, worker
+
+
+def test_one_micro_batch_writes_state_changelog_and_one_recommendation_per_user(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    agent, producer, worker = harness
+    now = int(time.time() * 1000)
+    events = [Event(f"e{i}", EventType.VIEW, f"u{i % 3}", f"sku-{i % 4}", now - 1000 + i)
+              for i in range(9)]
+    payloads = [encode_bundle(Bundle(events=events[:5])), encode_bundle(Bundle(events=events[5:]))]
+
+    asyncio.run(agent.process(bundle_event(payloads)))
+
+    users = PartitionStore(worker.users, PARTITION)
+    stored = dict(zip(["u0", "u1", "u2"], users.get_many([b"u0", b"u1", b"u2"]), strict=True))
+    for user, raw in stored.items():
+        assert raw is not None, user
+        record = UserRecord.from_bytes(raw)
+        assert [item for item, _t, _ms in record.state.recent] == [
+            e.item_id for e in events if e.user_id == user]
+        assert orjson.loads(record.last_recommendation)["user_id"] == user
+
+    changelog = producer.sent[(users.changelog_topic, PARTITION)]
+    assert sorted(key for key, _ in changelog) == [b"u0", b"u1", b"u2"]
+    recommendations = [orjson.loads(value) for (topic, _p), records in producer.sent.items()
+                       if topic == "recommendations" for _key, value in records]
+    assert sorted(r["user_id"] for r in recommendations) == ["u0", "u1", "u2"]
+    assert all(r["fallback"] == "no_model" and r["items"] for r in recommendations)
+    # what recovery starts from: the last changelog offset the batch reached
+    assert users._store.persisted_offset(_tp(users)) == 2
+
+
+def test_a_replayed_batch_changes_nothing(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    agent, _producer, worker = harness
+    now = int(time.time() * 1000)
+    payload = encode_bundle(Bundle(events=[Event("e1", EventType.CLICK, "u9", "sku-1", now)]))
+    asyncio.run(agent.process(bundle_event([payload])))
+    users = PartitionStore(worker.users, PARTITION)
+    (first,) = users.get_many([b"u9"])
+    asyncio.run(agent.process(bundle_event([payload])))
+    (second,) = users.get_many([b"u9"])
+    assert first is not None and second is not None
+    assert UserRecord.from_bytes(first).state == UserRecord.from_bytes(second).state
+    assert agent.metrics.duplicates_dropped._value.get() == 1
+
+
+def test_an_erasure_deletes_the_user_and_tombstones_the_recommendation(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    agent, producer, worker = harness
+    now = int(time.time() * 1000)
+    asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(
+        events=[Event("e1", EventType.VIEW, "u5", "sku-1", now)]))])))
+    asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(erasures=["u5"]))])))
+    users = PartitionStore(worker.users, PARTITION)
+    assert users.get_many([b"u5"]) == [None]
+    recommendations = [(key, value) for (topic, _p), records in producer.sent.items()
+                       if topic == "recommendations" for key, value in records]
+    assert recommendations[-1] == (b"u5", None)
+
+
+def _tp(store: PartitionStore) -> Any:
+    from faust.types import TP
+
+    return TP(store.changelog_topic, store.partition)
