@@ -65,6 +65,10 @@ class RejectReason(StrEnum):
     PROCESSING_ERROR = "processing_error"
     """The event decoded fine but the stream failed while processing it."""
 
+    KEY_MISMATCH = "key_mismatch"
+    """An item record whose Kafka key is not the item_id it names (items topic only: the
+    topic is compacted by key, so such a record could never be replaced or removed)."""
+
 
 class FallbackReason(StrEnum):
     """Why a recommendation did not come from the model (``fallback`` in the message).

@@ -17,23 +17,37 @@ operator sees (metrics, health, HTTP views, logs) in ``ops/``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
 from schemas.events import DecodeLimits
 from schemas.reasons import RejectReason
 from streams import __version__
+from streams.catalog.catalog import Catalog
+from streams.catalog.follow import follow_catalog
+from streams.catalog.reader import CatalogReader
+from streams.catalog.store import CatalogStore
 from streams.ingest.agent import IngestAgent, IngestConfig
 from streams.kafka.clients import faust_credentials
+from streams.ops.catalog_views import catalog_status, register_catalog_views
 from streams.ops.health import BrokerHealth, Readiness, aiokafka_connector
 from streams.ops.metrics import Metrics, create_metrics
 from streams.ops.observe import register_observers
+from streams.ops.routing import advertised_host
 from streams.ops.web import UsersApi, register_views
-from streams.scoring.scorer import FALLBACK_REASONS, Scorer, ScoringStage
+from streams.scoring.scorer import (
+    FALLBACK_REASONS,
+    TEXT_UNAVAILABLE,
+    Retrieval,
+    Scorer,
+    ScoringStage,
+)
 from streams.settings import Settings
 from streams.state.agent import StateAgent, StateConfig
 from streams.state.bounds import StateBounds
@@ -54,6 +68,7 @@ class Worker:
     trending: Any  # faust Table: "p<partition>" -> TrendingBoard bytes
     scoring: ScoringStage
     readiness: Readiness
+    catalog: CatalogReader
 
     def is_ready(self) -> bool:
         return self.readiness.is_ready()
@@ -119,7 +134,7 @@ def create_faust_app(settings: Settings, *, broker_keeps_data: bool = True) -> f
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
-        web_host=settings.web_host,
+        web_host=advertised_host(settings.web_host),  # what other workers reach: /users routing
         web_stats_enabled=False,
         web_tables_enabled=False,
         web_graph_enabled=False,
@@ -163,18 +178,34 @@ def create_worker(
         partitions=settings.topic_partitions,
         options=_rocksdb_options(settings, small=True),
     )
+    catalog = Catalog()
+    catalog_reader = CatalogReader(
+        topic=settings.topic_items,
+        store=CatalogStore(settings.data_dir / "catalog" / settings.app_id),
+        catalog=catalog, metrics=metrics,
+        executor=ThreadPoolExecutor(1, thread_name_prefix="embedding"),
+        load_encoder=lambda: _load_encoder(settings),
+        dead_letters=app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes),
+        max_batch=settings.catalog_max_batch,
+    )
+    catalog_reader.load()
     scoring = ScoringStage(
-        scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"))
+        scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"),
+        Retrieval(catalog, settings.content_slots, settings.content_history))
     readiness = Readiness(
         app, BrokerHealth(aiokafka_connector(app)),
         model_required=settings.model_dir is not None, model_name=scoring.model_name,
+        catalog=lambda: catalog_status(catalog_reader),
     )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
-                    trending=trending, scoring=scoring, readiness=readiness)
+                    trending=trending, scoring=scoring, readiness=readiness,
+                    catalog=catalog_reader)
     _preinitialise_label_sets(metrics)
     _wire_agents(worker)
+    _start_catalog(app, catalog_reader)
     register_views(app, registry=metrics.registry, readiness=readiness, users=users,
                    users_api=UsersApi(settings.users_api_enabled, settings.users_api_token))
+    register_catalog_views(app, catalog_reader)
     register_observers(
         app, metrics, readiness, users=users, trending=trending,
         watched_topics={*settings.input_topics, settings.topic_user_erasure,
@@ -183,15 +214,40 @@ def create_worker(
     return worker
 
 
+def _load_encoder(settings: Settings) -> Callable[[Sequence[str]], Any]:
+    from models.text.encoder import TextEncoder
+
+    encoder = TextEncoder.load(settings.text_model_path, device=settings.model_device,
+                               threads=settings.text_model_threads)
+    log.info("text encoder %s on %s", encoder.name, encoder.provider)
+    return encoder.encode
+
+
+def _start_catalog(app: faust.App, reader: CatalogReader) -> None:
+    """Follow the items topic for as long as the worker runs."""
+
+    async def follow() -> None:
+        servers = faust_aiokafka.server_list(app.conf.broker, 9092)
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(
+            app.conf.broker_credentials, app.conf.ssl_context)
+        await follow_catalog(reader, servers, auth)
+
+    app.task(follow)
+
+
 def _preinitialise_label_sets(metrics: Metrics) -> None:
     """Expose zero-valued series for every known reason, so rates start at 0, not absent."""
     for reason in RejectReason:
         metrics.events_rejected.labels(reason=reason.value)
         metrics.dead_letters.labels(reason=reason.value)
-    for fallback in FALLBACK_REASONS:
+    for fallback in (*FALLBACK_REASONS, TEXT_UNAVAILABLE):
         metrics.fallbacks.labels(reason=fallback)
     for table in STATE_TABLES:
         metrics.state_records_discarded.labels(table=table)
+    for reason in RejectReason:
+        metrics.items_rejected.labels(reason=reason.value)
+    for kind in ("upsert", "remove"):
+        metrics.catalog_updates.labels(kind=kind)
 
 
 def _wire_agents(worker: Worker) -> None:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     topic_user_erasure: str = Field(
         "user_erasure", description="Topic of user ids whose state must be erased."
     )
+    topic_items: str = Field(
+        "items",
+        description="Catalogue topic (log-compacted, key = item_id, null value = removed); "
+        "every worker reads all of it.",
+    )
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of every topic streamrec creates."
     )
@@ -141,6 +146,30 @@ class Settings(BaseSettings):
     top_k: int = Field(20, ge=1, le=500, description="Items per recommendation.")
     exclude_recent: bool = Field(
         False, description="Also exclude items the user interacted with in this session."
+    )
+
+    # --- catalogue and text ------------------------------------------------------------
+    text_model_path: Path = Field(
+        Path("var/text-model/use-multilingual-v3-quantized.onnx"),
+        description="The multilingual text encoder ('streamrec text-model fetch' writes it "
+        "there). Missing or broken: items are kept without text and recommendations use "
+        "ids only (counted as fallback 'text_unavailable').",
+    )
+    text_model_threads: int = Field(
+        1, ge=1, description="ONNX Runtime intra-op threads of the text encoder."
+    )
+    content_slots: int = Field(
+        5,
+        ge=0,
+        le=500,
+        description="Of the top_k items, how many go to items whose text resembles the "
+        "user's recent items (0: model ranking only). See README 'Candidates'.",
+    )
+    content_history: int = Field(
+        5, ge=1, le=50, description="Recent items whose text makes the user's content query."
+    )
+    catalog_max_batch: int = Field(
+        256, ge=1, description="Most catalogue records read and embedded per batch."
     )
 
     # --- input limits -------------------------------------------------------------------

@@ -35,7 +35,10 @@ def build_emission(
     The trigger is the user's newest event by event time, i.e. the newest event the
     recommendation reflects.
     """
-    name, version = model if (model and scored.fallback is None) else TRENDING_MODEL
+    if model and scored.fallback is None:
+        name, version = model
+    else:
+        name, version = scored.source or TRENDING_MODEL
     trigger = state.newest_event
     message = build_recommendation(
         user_id=user_id,

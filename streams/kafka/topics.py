@@ -34,6 +34,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_recommendations, n, rf, compacted),
         TopicSpec(settings.topic_dead_letter, n, rf, {}),
         TopicSpec(settings.topic_user_erasure, n, rf, {}),
+        TopicSpec(settings.topic_items, n, rf, compacted),
     ]
 
 

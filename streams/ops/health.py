@@ -119,6 +119,9 @@ class Readiness:
     """True when ``STREAMREC_MODEL_DIR`` is set: no model loaded means not ready."""
     model_name: Callable[[], str | None]
     """The name of the model serving now, None when none is."""
+    catalog: Callable[[], dict[str, Any]] = dict
+    """The catalogue's state for the body (informative: not part of readiness, a shop may
+    publish no catalogue)."""
 
     def is_ready(self) -> bool:
         recovery = self.app.tables.recovery
@@ -135,4 +138,5 @@ class Readiness:
             "recovering": bool(self.app.tables.recovery.in_recovery),
             "rebalancing": bool(self.app.rebalancing),
             "model": self.model_name(),
+            "catalog": self.catalog(),
         }

@@ -67,6 +67,17 @@ class Metrics:
     recovery_seconds: Gauge
     ready: Gauge
     build_info: Info
+    catalog_items: Gauge
+    catalog_indexed_items: Gauge
+    catalog_updates: Counter
+    catalog_last_applied_timestamp_seconds: Gauge
+    catalog_lag_messages: Gauge
+    catalog_embedding_seconds: Histogram
+    catalog_items_embedded: Counter
+    catalog_embedding_backlog: Gauge
+    catalog_embedding_failures: Counter
+    items_rejected: Counter
+    text_encoder_up: Gauge
 
 
 def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metrics:
@@ -233,6 +244,59 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         build_info=Info(
             name("build"),
             "streamrec version and Python version of this worker.",
+            registry=registry,
+        ),
+        catalog_items=Gauge(
+            name("catalog_items"), "Items in this worker's copy of the catalogue.",
+            registry=registry,
+        ),
+        catalog_indexed_items=Gauge(
+            name("catalog_indexed_items"),
+            "Items in the text nearest-neighbour index (available and embedded).",
+            registry=registry,
+        ),
+        catalog_updates=Counter(
+            name("catalog_updates"),
+            "Catalogue records applied, by kind (upsert, remove).",
+            ["kind"], registry=registry,
+        ),
+        catalog_last_applied_timestamp_seconds=Gauge(
+            name("catalog_last_applied_timestamp_seconds"),
+            "Unix time the catalogue last applied a record (0: never since start).",
+            registry=registry,
+        ),
+        catalog_lag_messages=Gauge(
+            name("catalog_lag_messages"),
+            "Records of the items topic not yet applied by this worker.",
+            registry=registry,
+        ),
+        catalog_embedding_seconds=Histogram(
+            name("catalog_embedding_seconds"),
+            "Wall time of one batched text-encoder call on catalogue items.",
+            buckets=BATCH_SECONDS_BUCKETS, registry=registry,
+        ),
+        catalog_items_embedded=Counter(
+            name("catalog_items_embedded"), "Catalogue items whose text was embedded.",
+            registry=registry,
+        ),
+        catalog_embedding_backlog=Gauge(
+            name("catalog_embedding_backlog"),
+            "Catalogue items waiting for the text encoder right now.",
+            registry=registry,
+        ),
+        catalog_embedding_failures=Counter(
+            name("catalog_embedding_failures"),
+            "Catalogue items stored without an embedding (encoder unavailable or failed).",
+            registry=registry,
+        ),
+        items_rejected=Counter(
+            name("items_rejected"),
+            "Catalogue records sent to the dead-letter topic, by reason.",
+            ["reason"], registry=registry,
+        ),
+        text_encoder_up=Gauge(
+            name("text_encoder_up"),
+            "1 when the text encoder is loaded, 0 when recommendations use ids only.",
             registry=registry,
         ),
     )

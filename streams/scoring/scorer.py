@@ -12,13 +12,15 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.reasons import FallbackReason
+from streams.candidates.merge import merge_leading, merge_ranked, spread_categories
 from streams.candidates.session import Candidates
+from streams.catalog.catalog import Catalog
 from streams.state.trending import TrendingBoard, top
 
 log = logging.getLogger(__name__)
@@ -50,16 +52,40 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """Items for one user, best first, and the fallback reason if the model was not used."""
+    """Items for one user, best first, and the fallback reason if the model was not used.
+    ``source`` names what ranked a fallback ((name, version); None: trending)."""
 
     items: list[tuple[str, float]]
     fallback: str | None
+    source: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ScoringReport:
     seconds: float
+    """Wall time of the batched model call."""
     users_scored: int
+    """Users the model ranked."""
+    without_text: int = 0
+    """Users with history ranked without content retrieval because the catalogue holds
+    items but none with a text embedding (the text encoder is down): counted as the
+    ``text_unavailable`` fallback."""
+
+
+TEXT_UNAVAILABLE = "text_unavailable"
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Content retrieval for a batch: the catalogue and how much of a list it gets."""
+
+    catalog: Catalog
+    content_slots: int
+    history: int
+    """Recent items whose text makes the query."""
+
+
+CONTENT_SOURCE = ("content", "1")
 
 
 async def score_users(
@@ -70,57 +96,120 @@ async def score_users(
     k: int,
     now_ms: int,
     executor: Executor | None = None,
+    retrieval: Retrieval | None = None,
 ) -> tuple[dict[str, Scored], ScoringReport]:
-    """Recommendations for every user in ``candidates``: one model call for all of them.
+    """Recommendations for every user in ``candidates``: one model call for all of them,
+    one nearest-neighbour search for all of them, merged by :mod:`streams.candidates.merge`.
 
-    The model call runs on ``executor`` (ONNX Runtime releases the GIL), so the event loop
-    keeps consuming and processing other partitions while a batch is being scored.
+    Everything runs on ``executor`` (ONNX Runtime and faiss release the GIL), so the event
+    loop keeps consuming and processing other partitions while a batch is being ranked.
     """
+    call = functools.partial(rank_users, candidates, scorer, board, k=k, now_ms=now_ms,
+                             retrieval=retrieval)
+    if executor is None:
+        return call()
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+
+def rank_users(
+    candidates: dict[str, Candidates],
+    scorer: Scorer | None,
+    board: TrendingBoard,
+    *,
+    k: int,
+    now_ms: int,
+    retrieval: Retrieval | None = None,
+) -> tuple[dict[str, Scored], ScoringReport]:
+    """:func:`score_users`' work, synchronously (on the scoring thread)."""
+    catalog = retrieval.catalog if retrieval else None
+    filtering = catalog is not None and len(catalog) > 0
+    fetch = 2 * k if filtering else k  # room for items the catalogue says are gone
+    content = _content(candidates, retrieval, fetch)
+    keep = catalog.keep_recommendable if catalog is not None else list
     results: dict[str, Scored] = {}
-    with_history = [user for user, cand in candidates.items() if cand.history]
+    ranked_by_model: list[str] = []
     for user, cand in candidates.items():
         if not cand.history:
-            results[user] = _trending(board, cand, k, now_ms, FALLBACK_NO_HISTORY)
-    if scorer is None:
-        for user in with_history:
-            results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_NO_MODEL)
-        return results, ScoringReport(0.0, 0)
-    scoreable = []
-    for user in with_history:
-        if any(scorer.knows(item) for item in candidates[user].history):
-            scoreable.append(user)
+            trending = keep(top(board, fetch * 2 if filtering else k, now_ms, cand.exclude))
+            if catalog is not None and filtering:
+                trending = spread_categories(trending, _root_category(catalog), k=k)
+            results[user] = Scored(trending[:k], FALLBACK_NO_HISTORY)
+        elif scorer is None:
+            results[user] = _fallback(board, cand, content.get(user), k, now_ms,
+                                      FALLBACK_NO_MODEL, keep, fetch)
+        elif not any(scorer.knows(item) for item in cand.history):
+            results[user] = _fallback(board, cand, content.get(user), k, now_ms,
+                                      FALLBACK_UNKNOWN_ITEMS, keep, fetch)
         else:
-            results[user] = _trending(board, candidates[user], k, now_ms, FALLBACK_UNKNOWN_ITEMS)
-    with_history = scoreable
-    if not with_history:
-        return results, ScoringReport(0.0, 0)
+            ranked_by_model.append(user)
+    without_text = (
+        sum(1 for cand in candidates.values() if cand.history)
+        if filtering and catalog is not None and catalog.indexed == 0 else 0)
+    if not ranked_by_model or scorer is None:
+        return results, ScoringReport(0.0, 0, without_text)
     started = time.perf_counter()
-    call = functools.partial(
-        scorer.recommend,
-        [candidates[user].history for user in with_history],
-        k,
-        [candidates[user].exclude for user in with_history],
-    )
     try:
-        if executor is None:
-            ranked = call()
-        else:
-            ranked = await asyncio.get_running_loop().run_in_executor(executor, call)
-        if len(ranked) != len(with_history):
+        ranked = scorer.recommend(
+            [candidates[user].history for user in ranked_by_model], fetch,
+            [candidates[user].exclude for user in ranked_by_model])
+        if len(ranked) != len(ranked_by_model):
             raise ValueError(
-                f"model {scorer.name} returned {len(ranked)} rows for {len(with_history)} users"
-            )
+                f"model {scorer.name} returned {len(ranked)} rows for {len(ranked_by_model)} "
+                "users")
     except Exception:  # a broken model must not stop the stream: serve trending instead
-        log.exception("model %s failed on a batch of %d users", scorer.name, len(with_history))
-        for user in with_history:
-            results[user] = _trending(
-                board, candidates[user], k, now_ms, FALLBACK_SCORING_ERROR
-            )
-        return results, ScoringReport(time.perf_counter() - started, 0)
+        log.exception("model %s failed on a batch of %d users", scorer.name,
+                      len(ranked_by_model))
+        for user in ranked_by_model:
+            results[user] = _fallback(board, candidates[user], None, k, now_ms,
+                                      FALLBACK_SCORING_ERROR, keep, fetch)
+        return results, ScoringReport(time.perf_counter() - started, 0, without_text)
     elapsed = time.perf_counter() - started
-    for user, items in zip(with_history, ranked, strict=True):
-        results[user] = Scored(items=items, fallback=None)
-    return results, ScoringReport(elapsed, len(with_history))
+    slots = retrieval.content_slots if retrieval else 0
+    for user, items in zip(ranked_by_model, ranked, strict=True):
+        results[user] = Scored(
+            merge_ranked(keep(items), content.get(user, []), k=k, content_slots=slots), None)
+    return results, ScoringReport(elapsed, len(ranked_by_model), without_text)
+
+
+def _content(candidates: dict[str, Candidates], retrieval: Retrieval | None, fetch: int
+             ) -> dict[str, list[tuple[str, float]]]:
+    """Per user with history, the available items closest in text to their recent items
+    (never one of their recent or excluded items)."""
+    if retrieval is None or retrieval.catalog.indexed == 0:
+        return {}
+    users = [user for user, cand in candidates.items() if cand.history]
+    if not users:
+        return {}
+    histories = [candidates[user].history[-retrieval.history:] for user in users]
+    queries, usable = retrieval.catalog.queries(histories)
+    rows = [i for i, ok in enumerate(usable) if ok]
+    if not rows:
+        return {}
+    found = retrieval.catalog.nearest(queries[rows], fetch + retrieval.history)
+    out = {}
+    for row, neighbours in zip(rows, found, strict=True):
+        cand = candidates[users[row]]
+        seen = set(cand.history) | cand.exclude
+        out[users[row]] = [(item, score) for item, score in neighbours if item not in seen]
+    return out
+
+
+def _fallback(board: TrendingBoard, cand: Candidates, content: list[tuple[str, float]] | None,
+              k: int, now_ms: int, reason: str,
+              keep: Callable[[Iterable[tuple[str, float]]], list[tuple[str, float]]],
+              fetch: int) -> Scored:
+    trending = keep(top(board, fetch, now_ms, cand.exclude))
+    if not content:
+        return Scored(trending[:k], reason)
+    return Scored(merge_leading(content, trending, k=k), reason, CONTENT_SOURCE)
+
+
+def _root_category(catalog: Catalog) -> Callable[[str], str | None]:
+    def root(item_id: str) -> str | None:
+        facts = catalog.facts(item_id)
+        return facts.category[0] if facts and facts.category else None
+
+    return root
 
 
 @dataclass
@@ -129,6 +218,7 @@ class ScoringStage:
 
     scorer: Scorer | None
     executor: Executor
+    retrieval: Retrieval | None = None
 
     def model_name(self) -> str | None:
         return None if self.scorer is None else self.scorer.name
@@ -141,12 +231,8 @@ class ScoringStage:
     async def score(
         self, candidates: dict[str, Candidates], board: TrendingBoard, *, k: int, now_ms: int
     ) -> tuple[dict[str, Scored], ScoringReport]:
-        """:func:`score_users` with this stage's model, on its thread."""
+        """:func:`score_users` with this stage's model and retrieval, on its thread."""
         return await score_users(candidates, self.scorer, board, k=k, now_ms=now_ms,
-                                 executor=self.executor)
+                                 executor=self.executor, retrieval=self.retrieval)
 
 
-def _trending(
-    board: TrendingBoard, cand: Candidates, k: int, now_ms: int, reason: str
-) -> Scored:
-    return Scored(items=top(board, k, now_ms, cand.exclude), fallback=reason)

@@ -31,7 +31,12 @@ from streams.ingest.batch import decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
-from streams.scoring.scorer import FALLBACK_SCORING_ERROR, Scored, ScoringStage
+from streams.scoring.scorer import (
+    FALLBACK_SCORING_ERROR,
+    TEXT_UNAVAILABLE,
+    Scored,
+    ScoringStage,
+)
 from streams.settings import Settings
 from streams.state.batch import (
     BatchUpdate,
@@ -199,6 +204,8 @@ class StateAgent:
         if report.users_scored:
             metrics.scoring_batch_seconds.observe(report.seconds)
             metrics.scoring_batch_users.observe(report.users_scored)
+        if report.without_text:
+            metrics.fallbacks.labels(reason=TEXT_UNAVAILABLE).inc(report.without_text)
         model = self.scoring.model
         for user, record in update.users.items():
             try:

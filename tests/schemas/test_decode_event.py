@@ -114,8 +114,9 @@ def test_rejection_reason(raw: bytes | None, topic: str, reason: R) -> None:
 
 def test_every_reason_is_produced_by_some_input() -> None:
     produced = {case[3] for case in CASES}
-    # processing_error is the stream's to give (decoding succeeded, processing failed).
-    assert produced | {R.PROCESSING_ERROR} == set(R)
+    # processing_error is the stream's to give (decoding succeeded, processing failed);
+    # key_mismatch belongs to item records (tests/schemas/test_items.py).
+    assert produced | {R.PROCESSING_ERROR, R.KEY_MISMATCH} == set(R)
 
 
 def test_rejection_carries_event_id_when_readable() -> None:
