@@ -185,7 +185,6 @@ def create_worker(
         catalog=catalog, metrics=metrics,
         executor=ThreadPoolExecutor(1, thread_name_prefix="embedding"),
         load_encoder=lambda: _load_encoder(settings),
-        dead_letters=app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes),
         max_batch=settings.catalog_max_batch,
     )
     catalog_reader.load()
@@ -253,7 +252,7 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
 def _wire_agents(worker: Worker) -> None:
     settings, app = worker.settings, worker.app
     inputs = app.topic(*settings.input_topics, settings.topic_user_erasure,
-                       key_type=bytes, value_type=bytes)
+                       settings.topic_items, key_type=bytes, value_type=bytes)
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)

@@ -1,13 +1,13 @@
-"""Keep the catalogue current: read every partition of ``items``, embed new or changed text
-off the event path, store, and update the in-memory view.
+"""Keep the catalogue current: read every partition of ``items``, embed new or changed text off
+the event path, store, and update the in-memory view.
 
 One task per worker, on the worker's event loop, with its own Kafka consumer outside any
 consumer group (every worker must see every item). Per batch of records: decode (bad records
-go to the dead-letter topic with their reason, like events), embed the texts that changed in
-one batched call on the embedding thread, write items and the offsets they bring the reader
-to in one RocksDB write, then update the view the scoring thread reads. A record whose text
-is unchanged (same hash) keeps its stored embedding: availability and price changes cost no
-encoder call.
+are skipped here: the ingest agent dead-letters them, once per record), embed the texts that
+changed in one batched call on the embedding thread, write items and the offsets they bring
+the reader to in one RocksDB write, then update the view the scoring thread reads. A record
+whose text is unchanged (same hash) keeps its stored embedding: availability and price
+changes cost no encoder call.
 
 If the text encoder cannot be loaded, items are still applied (availability keeps working)
 without embeddings, the failure is logged and counted, and recommendations use ids only.
@@ -27,13 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from models.text.item_text import item_text
-from schemas.dead_letters import encode_dead_letter
 from schemas.events import Rejection
 from schemas.items import Item, ItemRemoved, decode_item
 from streams.catalog.catalog import Catalog
 from streams.catalog.records import CatalogRecord, text_hash
 from streams.catalog.store import CatalogStore
-from streams.clock import now_ms
 from streams.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -51,8 +49,6 @@ class CatalogReader:
     """The embedding thread: the encoder never runs on the event loop."""
     load_encoder: Callable[[], Encode]
     """Opens the text encoder (slow: called once, on the embedding thread)."""
-    dead_letters: Any
-    """Faust topic for rejected records."""
     max_batch: int = 256
     hashes: dict[str, str] = field(default_factory=dict)
     positions: dict[int, int] = field(default_factory=dict)
@@ -108,7 +104,10 @@ class CatalogReader:
             positions[record.partition] = record.offset + 1
             outcome = decode_item(record.key, record.value)
             if isinstance(outcome, Rejection):
-                await self._dead_letter(record, outcome)
+                # Dead-lettered and counted once, by the ingest agent of the worker whose
+                # group owns this partition (every worker's reader sees the record).
+                log.debug("skipped catalogue record %s[%d]@%d: %s", record.topic,
+                          record.partition, record.offset, outcome.reason)
                 continue
             if isinstance(outcome, ItemRemoved):
                 changes[outcome.item_id] = None
@@ -160,17 +159,6 @@ class CatalogReader:
         self.metrics.catalog_embedding_seconds.observe(time.perf_counter() - started)
         self.metrics.catalog_items_embedded.inc(len(texts))
         return vectors
-
-    async def _dead_letter(self, record: Any, rejection: Rejection) -> None:
-        reason = rejection.reason.value
-        log.warning("dead-lettered catalogue record from %s[%d]@%d: reason=%s",
-                    record.topic, record.partition, record.offset, reason)
-        await self.dead_letters.send(key=record.key, value=encode_dead_letter(
-            rejection, raw_key=record.key, raw_value=record.value, topic=record.topic,
-            partition=record.partition, offset=record.offset,
-            timestamp_ms=record.timestamp, received_at_ms=now_ms()))
-        self.metrics.items_rejected.labels(reason=reason).inc()
-        self.metrics.dead_letters.labels(reason=reason).inc()
 
     def _sample(self) -> None:
         self.metrics.catalog_items.set(len(self.catalog))

@@ -31,6 +31,7 @@ class IngestConfig:
     limits: DecodeLimits
     partitions: int
     erasure_topic: str
+    items_topic: str
     batch_max_events: int
     batch_max_seconds: float
     pseudonymiser: Pseudonymiser | None
@@ -42,6 +43,7 @@ class IngestConfig:
             limits=limits,
             partitions=settings.topic_partitions,
             erasure_topic=settings.topic_user_erasure,
+            items_topic=settings.topic_items,
             batch_max_events=settings.batch_max_events,
             batch_max_seconds=settings.batch_max_seconds,
             pseudonymiser=Pseudonymiser(key.encode("utf-8")) if key else None,
@@ -67,6 +69,7 @@ class IngestAgent:
                 now_ms=now_ms(),
                 pseudonymise=config.pseudonymiser,
                 erasure_topic=config.erasure_topic,
+                items_topic=config.items_topic,
             )
             await self._send(batch)
 
@@ -102,7 +105,9 @@ class IngestAgent:
                     received_at_ms=now_ms(),
                 ),
             )
-            metrics.events_rejected.labels(reason=reason).inc()
+            rejected = (metrics.items_rejected if message.topic == self.config.items_topic
+                        else metrics.events_rejected)
+            rejected.labels(reason=reason).inc()
             metrics.dead_letters.labels(reason=reason).inc()
         for (topic, event_type), count in batch.consumed.items():
             metrics.events_consumed.labels(topic=topic, event_type=event_type).inc(count)

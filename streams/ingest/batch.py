@@ -17,6 +17,7 @@ import orjson
 
 from schemas.contract import is_valid_id
 from schemas.events import DecodeLimits, Event, EventType, Rejection, decode_event
+from schemas.items import decode_item
 from schemas.reasons import RejectReason
 from streams.kafka.partitioning import user_partition
 
@@ -82,16 +83,23 @@ def ingest(
     now_ms: int,
     pseudonymise: Pseudonymiser | None = None,
     erasure_topic: str | None = None,
+    items_topic: str | None = None,
 ) -> IngestBatch:
     """Decode every message; group valid events by owning partition, collect dead letters.
 
     Messages from ``erasure_topic`` are erasure requests (:func:`decode_erasure`) and are
-    routed to the partition of the user they name, like events.
+    routed to the partition of the user they name, like events. Messages from
+    ``items_topic`` are only validated here, so that a bad catalogue record is dead-lettered
+    once — by the one worker whose group owns its partition; every worker's catalogue reader
+    applies the good ones (:mod:`streams.catalog`).
     """
     batch = IngestBatch()
     for message in messages:
         if message.topic == erasure_topic:
             _ingest_erasure(batch, message, partitions, pseudonymise)
+            continue
+        if message.topic == items_topic:
+            _check_item(batch, message)
             continue
         decoded = decode_event(message.value, message.topic, limits, now_ms)
         if isinstance(decoded, Rejection):
@@ -105,6 +113,16 @@ def ingest(
             counter_key = (message.topic, decoded.event_type)
         batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
     return batch
+
+
+def _check_item(batch: IngestBatch, message: RawMessage) -> None:
+    decoded = decode_item(message.key, message.value)
+    if isinstance(decoded, Rejection):
+        batch.dead_letters.append(DeadLetter(decoded, message))
+        counter_key = (message.topic, "invalid")
+    else:
+        counter_key = (message.topic, "item")
+    batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
 
 
 def _ingest_erasure(

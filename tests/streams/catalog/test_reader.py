@@ -14,7 +14,6 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from schemas.dead_letters import decode_dead_letter
 from streams.catalog.catalog import Catalog
 from streams.catalog.reader import CatalogReader
 from streams.catalog.store import CatalogStore
@@ -44,14 +43,6 @@ class FakeEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-@dataclass
-class RecordingTopic:
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    async def send(self, **kwargs: Any) -> None:
-        self.sent.append(kwargs)
-
-
 def item(item_id: str, title: str, **extra: Any) -> bytes:
     return orjson.dumps({"item_id": item_id, "title": title, **extra})
 
@@ -65,7 +56,7 @@ def make_reader(path: Path, encoder: FakeEncoder | None) -> CatalogReader:
     return CatalogReader(
         topic="items", store=CatalogStore(path), catalog=Catalog(dimensions=4),
         metrics=create_metrics(CollectorRegistry()), executor=ThreadPoolExecutor(1),
-        load_encoder=load, dead_letters=RecordingTopic())
+        load_encoder=load)
 
 
 async def start(reader: CatalogReader) -> CatalogReader:
@@ -112,7 +103,9 @@ def test_a_restart_recovers_the_catalogue_from_the_store_without_embedding(
     assert reader.positions == {1: 1, 2: 6}
 
 
-def test_tombstones_remove_and_bad_records_are_dead_lettered(tmp_path: Path) -> None:
+def test_tombstones_remove_and_bad_records_are_skipped(tmp_path: Path) -> None:
+    # Bad records are dead-lettered once by the ingest agent (tests/streams/ingest), not by
+    # every worker's reader.
     async def run() -> CatalogReader:
         reader = await start(make_reader(tmp_path, FakeEncoder()))
         await reader.apply([Record(b"a", item("a", "alpha"), 0),
@@ -123,10 +116,7 @@ def test_tombstones_remove_and_bad_records_are_dead_lettered(tmp_path: Path) -> 
 
     reader = asyncio.run(run())
     assert len(reader.catalog) == 0 and reader.positions == {0: 4}
-    dead = [decode_dead_letter(sent["value"]) for sent in reader.dead_letters.sent]
-    assert [d["reason"] for d in dead] == ["key_mismatch", "invalid_json"]
-    assert [d["source"]["offset"] for d in dead] == [2, 3]
-    assert reader.metrics.items_rejected.labels(reason="key_mismatch")._value.get() == 1
+    assert reader.store.positions() == {0: 4}
 
 
 def test_without_an_encoder_items_still_apply_and_get_embedded_once_it_is_back(

@@ -82,3 +82,20 @@ def test_erasure_requests_are_routed_to_the_users_partition() -> None:
     assert bundle.erasures == [pseudonymise("alice")]
     assert partition == user_partition(pseudonymise("alice"), 4)
     assert [d.rejection.reason for d in batch.dead_letters] == [RejectReason.MISSING_FIELD]
+
+
+def test_catalogue_records_are_only_checked_and_bad_ones_dead_lettered() -> None:
+    def item(key: bytes | None, value: bytes | None, offset: int) -> RawMessage:
+        return RawMessage("items", 0, offset, NOW, key, value)
+
+    batch = ingest(
+        [item(b"a", orjson.dumps({"item_id": "a", "title": "pH meter"}), 1),
+         item(b"a", None, 2),  # a tombstone is a valid removal
+         item(b"b", orjson.dumps({"item_id": "c", "title": "x"}), 3),
+         item(b"d", orjson.dumps({"item_id": "d"}), 4)],
+        limits=DecodeLimits(), partitions=2, now_ms=NOW, items_topic="items",
+    )
+    reasons = [(d.rejection.reason, d.message.offset) for d in batch.dead_letters]
+    assert reasons == [(RejectReason.KEY_MISMATCH, 3), (RejectReason.MISSING_FIELD, 4)]
+    assert batch.bundles == {}
+    assert batch.consumed == {("items", "item"): 2, ("items", "invalid"): 2}

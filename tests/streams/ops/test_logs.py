@@ -111,6 +111,7 @@ def run_ingest_agent(values: list[bytes], caplog: pytest.LogCaptureFixture
                 for offset, value in enumerate(values)]
     batch = ingest(messages, limits=DEFAULT_LIMITS, partitions=4, now_ms=now_ms)
     config = IngestConfig(DEFAULT_LIMITS, partitions=4, erasure_topic="user_erasure",
+                          items_topic="items",
                           batch_max_events=100, batch_max_seconds=0.01, pseudonymiser=None)
     agent = IngestAgent(config, create_metrics(CollectorRegistry()), RecordingTopic(),
                         RecordingTopic())
