@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 from models.baselines import BASELINES
+from models.cli_common import EXIT_ERROR, EXIT_OK, ensure_logging
 from models.data import load_event_sessions
 from models.errors import ModelsError
 from models.evaluation import evaluate_benchmark, evaluate_model_on, render_table
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_ERROR = 2
+__all__ = ["EXIT_ERROR", "EXIT_OK", "add_evaluate_parser", "run_evaluate"]
 
 
 def add_evaluate_parser(
@@ -65,10 +65,7 @@ def add_evaluate_parser(
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation described by parsed arguments; returns the process exit code."""
-    if not logging.getLogger().handlers:  # stderr; stdout carries only the result
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    ensure_logging()  # stderr; stdout carries only the result
     try:
         if args.benchmark is not None:
             result = evaluate_benchmark(

@@ -1,4 +1,4 @@
-"""``streamrec train`` and ``streamrec bench-scoring`` (wired in by ``streams.cli``).
+"""``streamrec train`` (wired in by ``streams.cli``; needs PyTorch, the ``[train]`` install).
 
 ``streamrec train --benchmark DIR --model NAME --out MODEL_DIR`` trains on a benchmark's
 training sessions; ``streamrec train --events FILE --out MODEL_DIR`` on sessions built from
@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+from models.cli_common import EXIT_ERROR, EXIT_OK, ensure_logging
 from models.errors import InvalidInputError, ModelsError
-from models.neural import ARCHITECTURES, DEFAULT_MODEL, build_model
-from models.training import TrainSettings
+from models.neural import ARCHITECTURES, DEFAULT_MODEL, TrainSettings, build_model
 
 logger = logging.getLogger(__name__)
 
@@ -103,28 +103,22 @@ def _overrides(pairs: list[str], model: str) -> dict[str, Any]:
     return out
 
 
-def _ensure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-
-
 def run_train(args: argparse.Namespace) -> int:
-    _ensure_logging()
+    """Run the training described by parsed arguments; returns the process exit code."""
+    ensure_logging()
     try:
         return _train(args)
     except ModelsError as exc:
         logger.error("streamrec train failed: %s", exc)
-        return 2
+        return EXIT_ERROR
 
 
 def _train(args: argparse.Namespace) -> int:
     from models.data import load_benchmark, load_event_sessions, split_validation
     from models.evaluation import evaluate
-    from models.registry import write_metrics, write_model_dir
+    from models.model_dir_writer import write_metrics, write_model_dir
+    from models.neural.training import train_model
     from models.serving import OnnxRecommender
-    from models.training import train_model
 
     started = time.monotonic()
     test = None
@@ -181,6 +175,7 @@ def _train(args: argparse.Namespace) -> int:
             "settings": asdict(settings)}},
     )
     recommender = OnnxRecommender(model_dir.path, device="auto", intra_op_threads=1)
+    recommender.fit(train_sessions, n_items)  # binds the artifact; trains nothing
     metrics: dict[str, Any] = {"split": "validation", "training": training}
     if valid is not None:
         valid_result = evaluate(recommender, valid[0], valid[1]).to_json_dict()
@@ -193,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
     metrics["wall_seconds"] = time.monotonic() - started
     write_metrics(model_dir.path, metrics)
     logger.info("model directory %s written in %.0f s", model_dir.path, metrics["wall_seconds"])
-    return 0
+    return EXIT_OK
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
@@ -201,28 +196,3 @@ def _fmt(metrics: dict[str, Any]) -> str:
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
     )
 
-
-def add_bench_scoring_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "bench-scoring",
-        help="measure ONNX scoring latency (batch 1, one thread) and throughput",
-        description="Latency per user p50/p99 at batch 1 on one thread and users/s at a "
-        "larger batch, on CPU (and CUDA when usable), against the model's full catalogue.",
-    )
-    p.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR")
-    p.add_argument("--calls", type=int, default=1000, help="batch-1 calls timed (default 1000)")
-    p.add_argument("--batch", type=int, default=256, help="throughput batch size (default 256)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    return p
-
-
-def run_bench_scoring(args: argparse.Namespace) -> int:
-    from models.bench_scoring import run
-
-    _ensure_logging()
-    try:
-        run(args.model, calls=args.calls, batch=args.batch, as_json=args.json)
-    except ModelsError as exc:
-        logger.error("streamrec bench-scoring failed: %s", exc)
-        return 2
-    return 0

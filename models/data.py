@@ -1,4 +1,4 @@
-"""Offline data: benchmark files, event files, validation splits and the item vocabulary.
+"""Offline data: benchmark files, event files and validation splits.
 
 Two sources feed offline training and evaluation:
 
@@ -9,17 +9,16 @@ Two sources feed offline training and evaluation:
   :func:`load_event_sessions` and split by time with :meth:`EventCorpus.as_benchmark`.
 
 Item indices are dense ``1..n_items``; ``0`` is padding and out-of-vocabulary
-(see ``docs/contracts.md``).
+(see ``docs/contracts.md``); :class:`~models.vocabulary.Vocabulary` maps external ids to them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -27,86 +26,14 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from models.errors import (
-    BenchmarkNotFoundError,
-    InvalidBenchmarkError,
-    InvalidInputError,
-    InvalidVocabularyError,
-)
+from models.errors import BenchmarkNotFoundError, InvalidBenchmarkError, InvalidInputError
+from models.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
 TRAIN_FILE = "train_sessions.txt"
 TEST_FILE = "test.tsv"
 EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "purchase"})
-
-
-# --------------------------------------------------------------------------- vocabulary
-@dataclass(frozen=True)
-class Vocabulary:
-    """External item ids (strings) <-> dense indices ``1..len(items)``; unknown ids -> 0.
-
-    ``items[i - 1]`` is the external id of index ``i``. Written to a model directory as
-    ``vocab.json`` = ``{"items": [...]}``.
-
-    >>> v = Vocabulary(("a", "b"))
-    >>> v.encode(["b", "zzz", "a"]), v.decode([1, 2])
-    ([2, 0, 1], ['a', 'b'])
-    """
-
-    items: tuple[str, ...]
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        index = {item: i for i, item in enumerate(self.items, start=1)}
-        if len(index) != len(self.items):
-            raise InvalidVocabularyError("vocabulary has duplicated item ids")
-        if any(not isinstance(item, str) or not item for item in self.items):
-            raise InvalidVocabularyError("vocabulary item ids must be non-empty strings")
-        object.__setattr__(self, "_index", index)
-
-    @classmethod
-    def identity(cls, n_items: int) -> Vocabulary:
-        """The benchmark vocabulary: external id ``"i"`` is index ``i`` for ``i in 1..n``."""
-        return cls(tuple(str(i) for i in range(1, n_items + 1)))
-
-    @classmethod
-    def load(cls, path: Path) -> Vocabulary:
-        """Read a ``vocab.json`` file."""
-        try:
-            payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidVocabularyError(f"cannot read vocabulary {path}: {exc}") from exc
-        items = payload.get("items") if isinstance(payload, dict) else None
-        if not isinstance(items, list):
-            raise InvalidVocabularyError(f'{path}: expected {{"items": [...]}}')
-        return cls(tuple(items))
-
-    def save(self, path: Path) -> None:
-        """Write ``vocab.json`` (``{"items": [...]}``)."""
-        Path(path).write_text(json.dumps(self.to_json_dict()), encoding="utf-8")
-
-    def to_json_dict(self) -> dict[str, list[str]]:
-        return {"items": list(self.items)}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def index(self, item_id: str) -> int:
-        """Index of an external id, 0 when unknown."""
-        return self._index.get(item_id, 0)
-
-    def encode(self, item_ids: Iterable[str]) -> list[int]:
-        return [self._index.get(item, 0) for item in item_ids]
-
-    def decode(self, indices: Iterable[int]) -> list[str]:
-        """External ids of indices ``1..n``; raises on 0 or out-of-range indices."""
-        out = []
-        for i in indices:
-            if not 1 <= i <= len(self.items):
-                raise InvalidInputError(f"item index {i} outside 1..{len(self.items)}")
-            out.append(self.items[i - 1])
-        return out
 
 
 # --------------------------------------------------------------------------- benchmarks

@@ -1,14 +1,22 @@
 """Exceptions of the ``models`` package.
 
-Every error raised on purpose by ``models`` derives from :class:`ModelsError`, so a caller
-(the CLI, the stream) can catch the package's failures without catching programming bugs.
-Each docstring says what went wrong and what the operator should do about it.
+Every error raised on purpose by ``models`` derives from :class:`ModelsError`, itself a
+:class:`streams.errors.StreamrecError` (the project's one root exception), so a caller can
+catch the package's failures (``ModelsError``) or every deliberate streamrec failure
+(``StreamrecError``) without catching programming bugs. Each docstring says what went wrong
+and what the operator should do about it.
+
+>>> from streams.errors import StreamrecError
+>>> issubclass(ModelDirectoryError, ModelsError) and issubclass(ModelsError, StreamrecError)
+True
 """
 
 from __future__ import annotations
 
+from streams.errors import StreamrecError
 
-class ModelsError(Exception):
+
+class ModelsError(StreamrecError):
     """Root of every error the ``models`` package raises on purpose."""
 
 
@@ -56,4 +64,30 @@ class InvalidVocabularyError(ModelsError):
     empty id, or a duplicated id.
 
     Fix: regenerate ``vocab.json`` with ``Vocabulary.save`` from the training data.
+    """
+
+
+class ModelDirectoryError(ModelsError):
+    """A model directory is missing a file or holds inconsistent files.
+
+    The message names the file. Fix: point to a directory written by ``streamrec train``
+    (model.onnx, vocab.json, config.json, meta.json), or train and write it again.
+    """
+
+
+class ProviderUnavailableError(ModelsError):
+    """``device="cuda"`` was requested but ONNX Runtime cannot use CUDA on this machine.
+
+    Either this onnxruntime build lacks the CUDA provider, or the CUDA/cuDNN libraries or
+    the GPU driver cannot be loaded. Fix: use ``device="auto"`` (falls back to CPU) or
+    ``"cpu"``, or install the NVIDIA driver, CUDA 12 and cuDNN 9 libraries.
+    """
+
+
+class ExportParityError(ModelsError):
+    """The ONNX graph does not score like the PyTorch model it was exported from.
+
+    The export was deleted. This is a bug in the model's inference path (an operation the
+    ONNX exporter translates differently, e.g. data-dependent shapes): fix the model, or
+    report the architecture, opset and the figures in the message.
     """

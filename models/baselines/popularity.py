@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models.baselines._common import FittedBaseline, check_fit_args, flatten, require_fitted
-from models.protocol import Session
+from models.baselines._common import check_fit_args, flatten, require_fitted
+from models.protocol import Session, SessionRecommender
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class PopularityConfig:
     count_repeats: bool = True  # count every occurrence (True) or sessions containing it
 
 
-class Popularity(FittedBaseline):
+class Popularity(SessionRecommender):
     """Scores are training occurrence counts; identical for every prefix.
 
     >>> pop = Popularity()

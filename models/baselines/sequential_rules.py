@@ -15,7 +15,6 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from models.baselines._common import (
-    FittedBaseline,
     check_fit_args,
     flatten,
     last_items,
@@ -25,7 +24,7 @@ from models.baselines._common import (
     tiered_scores,
 )
 from models.errors import InvalidInputError
-from models.protocol import Session
+from models.protocol import Session, SessionRecommender
 
 Weighting = Literal["div", "linear", "quadratic", "same"]
 
@@ -60,7 +59,7 @@ class _State:
     prior: npt.NDArray[np.float32] | None  # (n_items + 1,)
 
 
-class SequentialRules(FittedBaseline):
+class SequentialRules(SessionRecommender):
     """Sequential rules scored from the last item of the prefix.
 
     >>> sr = SequentialRules()

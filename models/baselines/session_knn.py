@@ -25,7 +25,6 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from models.baselines._common import (
-    FittedBaseline,
     binary_matrix,
     check_fit_args,
     flatten,
@@ -35,7 +34,7 @@ from models.baselines._common import (
     tiered_scores,
 )
 from models.errors import InvalidInputError
-from models.protocol import Session
+from models.protocol import Session, SessionRecommender
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def _last_occurrences(
     return unique_keys, positions[first]
 
 
-class SessionKNN(FittedBaseline):
+class SessionKNN(SessionRecommender):
     """STAN-style session-kNN.
 
     >>> knn = SessionKNN()

@@ -4,6 +4,15 @@
 ``NEURAL_MODELS`` maps the same names to factories of untrained ``SessionRecommender``
 objects: ``NEURAL_MODELS[name](settings=TrainSettings(...), **config_overrides)``.
 ``DEFAULT_MODEL`` is what ``streamrec train`` uses without ``--model``.
+
+Layering (each module imports only those before it): ``base`` (shared layers and loss)
+-> ``training`` (the training loop) -> ``gru4rec``, ``sasrec``, ``sessattn`` (one model
+each) -> ``recommender`` (the ``SessionRecommender`` adapter) -> this registry.
+
+>>> sorted(ARCHITECTURES), DEFAULT_MODEL
+(['gru4rec', 'sasrec', 'sessattn'], 'sessattn')
+>>> build_model("gru4rec", n_items=10, dim=8).config.n_items
+10
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from models.neural.base import NeuralRecommender, SessionModel
+from models.neural.base import SessionModel
 from models.neural.gru4rec import GRU4Rec, GRU4RecConfig
+from models.neural.recommender import NeuralRecommender
 from models.neural.sasrec import SASRec, SASRecConfig
 from models.neural.sessattn import SessAttn, SessAttnConfig
+from models.neural.training import TrainSettings
 
 ARCHITECTURES: dict[str, tuple[type, type[SessionModel]]] = {
     "sessattn": (SessAttnConfig, SessAttn),
@@ -38,7 +49,9 @@ class _Factory:
         self.name = name
         self.__doc__ = f"An untrained {name} recommender (config overrides as keywords)."
 
-    def __call__(self, settings: Any = None, **overrides: Any) -> NeuralRecommender:
+    def __call__(
+        self, settings: TrainSettings | None = None, **overrides: Any
+    ) -> NeuralRecommender:
         return NeuralRecommender(self.name, partial(build_model, self.name), settings, **overrides)
 
 
@@ -54,20 +67,10 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
 """Tiny configurations for fast tests, e.g. the protocol contract suite:
 ``partial(NEURAL_MODELS[n], settings=TINY_SETTINGS, **TINY_CONFIGS[n])``."""
 
-
-def _tiny_settings() -> Any:
-    from models.training import TrainSettings
-
-    return TrainSettings(max_epochs=3, batch_size=16, progress=False)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "TINY_SETTINGS":  # lazy: models.training imports this package
-        return _tiny_settings()
-    raise AttributeError(name)
-
+TINY_SETTINGS = TrainSettings(max_epochs=3, batch_size=16, progress=False)
+"""Training settings that go with :data:`TINY_CONFIGS`."""
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_MODEL", "NEURAL_MODELS", "TINY_CONFIGS", "TINY_SETTINGS",
-    "NeuralRecommender", "build_model",
+    "NeuralRecommender", "TrainSettings", "build_model",
 ]

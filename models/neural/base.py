@@ -1,7 +1,8 @@
-"""What every neural session model shares: padded batches, the scoring head, the
-next-item training loss, and the adapter that makes a model a ``SessionRecommender``.
+"""What every neural session model shares: the scoring head, the next-item training loss,
+attention masks and weight initialisation.
 
-Batch convention (also the ONNX input convention, see ``models.export``):
+Batch convention (also the ONNX input convention, see ``models.onnx_contract``, whose
+``pad_batch`` builds such batches):
 ``item_ids`` is ``(B, L)`` int64, each row one history oldest first, **right**-padded with 0;
 ``lengths`` is ``(B,)`` int64, the number of real items per row, at least 1. A model's
 training path (:meth:`SessionModel.hidden_states`) is causal: position ``t`` sees items
@@ -12,41 +13,21 @@ each row against the whole catalogue.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import InvalidInputError, NotFittedError
-from models.protocol import Session, top_k_from_scores
-
-logger = logging.getLogger(__name__)
+from models.protocol import Session
 
 PAD_SCORE = -1.0e9
 """Score the exported graph gives column 0 (padding/OOV): below every real score."""
 
-
-def pad_batch(
-    prefixes: Sequence[Session], max_seq_len: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Right-padded ``(item_ids (B, L), lengths (B,))`` keeping each row's last items.
-
-    OOV entries (index 0) are dropped, as the serving path does. A row left empty becomes
-    ``[0]`` with length 1: the model then answers with its context-free guess.
-    """
-    rows = [[int(i) for i in p if i][-max_seq_len:] or [0] for p in prefixes]
-    width = max((len(r) for r in rows), default=1)
-    ids = np.zeros((len(rows), width), dtype=np.int64)
-    lengths = np.empty(len(rows), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        lengths[i] = len(row)
-    return ids, lengths
+MASKED_LOGIT = -1.0e9
+"""Attention logit of a key a query must not see (softmax weight 0, no NaN when a row
+masks every key)."""
 
 
 class _FullSoftmaxCE(torch.autograd.Function):
@@ -140,7 +121,7 @@ class SessionModel(nn.Module):
     # ------------------------------------------------------------------ training path
     def prepare(self, sessions: Sequence[Session]) -> None:
         """Compute data-dependent buffers (e.g. co-occurrence tables) from the training
-        sessions before training; ``models.training.train_model`` calls it. Default: none."""
+        sessions before training; ``models.neural.training.train_model`` calls it. Default: none."""
 
     def hidden_states(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Causal session vectors at every position: ``(B, T, d)``."""
@@ -236,73 +217,3 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
                     nn.init.orthogonal_(param)
                 else:
                     nn.init.zeros_(param)
-
-
-class NeuralRecommender:
-    """A neural model behind the ``SessionRecommender`` protocol.
-
-    ``fit`` builds the model for the catalogue and trains it with ``models.training``
-    (a validation split of the given sessions drives early stopping); ``score``/``rank``
-    run the same inference path that is exported to ONNX.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        build: Callable[..., SessionModel],
-        settings: Any = None,
-        score_batch_size: int = 512,
-        **config_overrides: Any,
-    ) -> None:
-        self.name = name
-        self._build = build  # build(n_items, **config_overrides); picklable (module level)
-        self._overrides = config_overrides
-        self._settings = settings
-        self._score_batch_size = score_batch_size
-        self.model: SessionModel | None = None
-        self.n_items = 0
-
-    def fit(self, sessions: Sequence[Session], n_items: int) -> None:
-        from models.training import TrainSettings, train_model
-
-        settings = self._settings if self._settings is not None else TrainSettings()
-        self.n_items = n_items
-        torch.manual_seed(settings.seed)  # weights are initialised from the seed too
-        self.model = self._build(n_items, **self._overrides)
-        train_model(self.model, sessions, settings)
-
-    def _require_model(self) -> SessionModel:
-        if self.model is None:
-            raise NotFittedError(f"{self.name}: call fit() before score() or rank()")
-        return self.model
-
-    @torch.no_grad()
-    def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
-        model = self._require_model()
-        for prefix in prefixes:
-            if len(prefix) and not 0 <= min(prefix) <= max(prefix) <= self.n_items:
-                raise InvalidInputError(f"item index outside 0..{self.n_items} in {prefix}")
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        out = np.empty((len(prefixes), self.n_items + 1), dtype=np.float32)
-        try:
-            for start in range(0, len(prefixes), self._score_batch_size):
-                chunk = prefixes[start : start + self._score_batch_size]
-                ids, lengths = pad_batch(chunk, model.config.max_seq_len)
-                scores = model(
-                    torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device)
-                )
-                out[start : start + len(chunk)] = scores.float().cpu().numpy()
-        finally:
-            model.train(was_training)
-        out[:, 0] = -np.inf
-        return out
-
-    def rank(
-        self,
-        prefixes: Sequence[Session],
-        k: int,
-        exclude: Sequence[Sequence[int]] | None = None,
-    ) -> npt.NDArray[np.int64]:
-        return top_k_from_scores(self.score(prefixes), k, exclude)

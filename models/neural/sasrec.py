@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.neural.base import SessionModel, causal_mask, init_weights
-
-NEG = -1.0e9
+from models.neural.base import MASKED_LOGIT, SessionModel, causal_mask, init_weights
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Block(nn.Module):
         k = k.view(batch, width, heads, head_dim).transpose(1, 2)  # (B, H, T, dh)
         v = v.view(batch, width, heads, head_dim).transpose(1, 2)  # (B, H, T, dh)
         att = (q @ k.transpose(-1, -2)) / math.sqrt(head_dim)  # (B, H, T, T)
-        att = att.masked_fill(~mask.unsqueeze(1), NEG).softmax(dim=-1)
+        att = att.masked_fill(~mask.unsqueeze(1), MASKED_LOGIT).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(batch, width, dim)  # (B, T, d)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.ln2(x)))

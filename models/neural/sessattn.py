@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.neural.base import SessionModel, causal_mask, init_weights
-
-NEG = -1.0e9
+from models.neural.base import MASKED_LOGIT, SessionModel, causal_mask, init_weights
+from models.neural.training import training_windows
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class CausalBlock(nn.Module):
         k = k.view(batch, width, heads, head_dim).transpose(1, 2)  # (B, H, T, dh)
         v = v.view(batch, width, heads, head_dim).transpose(1, 2)  # (B, H, T, dh)
         att = (q @ k.transpose(-1, -2)) / math.sqrt(head_dim) + bias  # (B, H, T, T)
-        att = att.masked_fill(~mask.unsqueeze(1), NEG).softmax(dim=-1)
+        att = att.masked_fill(~mask.unsqueeze(1), MASKED_LOGIT).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(batch, width, dim)  # (B, T, d)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.ln2(x)))
@@ -125,8 +124,6 @@ class SessAttn(SessionModel):
         """
         if not self.config.neighbors:
             return
-        from models.training import training_windows
-
         windows = training_windows(sessions, self.config.max_seq_len)
         folds = np.array([int(w.sum()) % 2 for w in windows], dtype=np.int64)
         ids, logw = self._table(windows)
@@ -197,7 +194,7 @@ class SessAttn(SessionModel):
         query = self.nbr_query(x).unsqueeze(-2)  # (B, T, 1, d)
         att = (query * nbr_x).sum(-1) / math.sqrt(x.shape[-1])  # (B, T, K)
         att = att + self.nbr_scale * logw
-        att = att.masked_fill(nbr == 0, NEG).softmax(dim=-1)  # no neighbour: all weights
+        att = att.masked_fill(nbr == 0, MASKED_LOGIT).softmax(dim=-1)  # no neighbour: all weights
         # equal over padding rows, whose embedding is zero
         ctx = (att.unsqueeze(-1) * nbr_x).sum(-2)  # (B, T, d)
         return self.nbr_mix(ctx)
@@ -229,7 +226,7 @@ class SessAttn(SessionModel):
         att = att + self.read_bias[:, :, ago].permute(2, 3, 0, 1, 4)  # (B, Q, L, H, T)
         keys = torch.arange(width, device=h.device)
         visible = (keys <= query_pos.unsqueeze(-1)) & (keys < lengths.view(-1, 1, 1))  # (B, Q, T)
-        att = att.masked_fill(~visible[:, :, None, None, :], NEG).softmax(dim=-1)
+        att = att.masked_fill(~visible[:, :, None, None, :], MASKED_LOGIT).softmax(dim=-1)
         ctx = torch.einsum("bqlht,bthd->bqlhd", att, v)  # (B, Q, L, H, dh)
         ctx = ctx.reshape(batch, n_pos, n_levels * dim)  # (B, Q, L * d)
         last = h.gather(1, query_pos.unsqueeze(-1).expand(-1, -1, dim))  # (B, Q, d)

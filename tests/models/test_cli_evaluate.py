@@ -13,8 +13,11 @@ import pytest
 from models import serving
 from models.baselines import BASELINES, SequentialRules
 from models.cli_evaluate import EXIT_ERROR, EXIT_OK, add_evaluate_parser, run_evaluate
-from models.data import Vocabulary, expand_prefixes, load_benchmark
+from models.data import expand_prefixes, load_benchmark
+from models.errors import InvalidInputError
 from models.evaluation import evaluate, evaluate_benchmark
+from models.protocol import SessionRecommender
+from models.vocabulary import Vocabulary
 from tests.models.conftest import TINY_N_ITEMS, make_sessions
 
 JSON_KEYS = ["hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20", "cases"]
@@ -97,9 +100,15 @@ def test_model_directory_is_served_through_onnx_recommender(
     inner_model.fit([[int(permutation[i - 1]) for i in s] for s in bench.train_sessions],
                     bench.n_items)
 
-    class FakeOnnxRecommender:
+    class FakeOnnxRecommender(SessionRecommender):
+        """A pre-trained model in ``inner_vocab``'s indices, as ``OnnxRecommender``."""
+
         def __init__(self, model_dir: Path, device: str = "auto") -> None:
             self.name, self.scorer = "fake", SimpleNamespace(vocabulary=inner_vocab)
+
+        def fit(self, sessions, n_items):  # type: ignore[no-untyped-def]
+            if n_items != len(inner_vocab):
+                raise InvalidInputError("catalogue size")
 
         def score(self, prefixes):  # type: ignore[no-untyped-def]
             return inner_model.score(prefixes)

@@ -1,4 +1,4 @@
-"""Benchmark and event loading, validation splits and the vocabulary, on generated files."""
+"""Benchmark and event loading and validation splits, on generated files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from models.data import (
-    Vocabulary,
     expand_prefixes,
     load_benchmark,
     load_event_sessions,
@@ -21,7 +20,6 @@ from models.errors import (
     BenchmarkNotFoundError,
     InvalidBenchmarkError,
     InvalidInputError,
-    InvalidVocabularyError,
 )
 
 
@@ -94,28 +92,6 @@ def test_split_validation_sampling_is_seeded() -> None:
 def test_split_validation_rejects_bad_fraction(fraction: float) -> None:
     with pytest.raises(InvalidInputError):
         split_validation([[1, 2]] * 10, fraction)
-
-
-# ------------------------------------------------------------------------- vocabulary
-def test_vocabulary_round_trip(tmp_path: Path) -> None:
-    vocab = Vocabulary(("sku-9", "sku-2"))
-    vocab.save(tmp_path / "vocab.json")
-    assert json.loads((tmp_path / "vocab.json").read_text()) == {"items": ["sku-9", "sku-2"]}
-    loaded = Vocabulary.load(tmp_path / "vocab.json")
-    assert loaded == vocab and len(loaded) == 2
-    assert loaded.encode(["sku-2", "new"]) == [2, 0]
-    assert loaded.decode([1]) == ["sku-9"]
-    assert Vocabulary.identity(3).items == ("1", "2", "3")
-
-
-def test_vocabulary_rejects_bad_content(tmp_path: Path) -> None:
-    with pytest.raises(InvalidVocabularyError):
-        Vocabulary(("a", "a"))
-    with pytest.raises(InvalidInputError):
-        Vocabulary(("a",)).decode([0])
-    (tmp_path / "vocab.json").write_text('["a"]')
-    with pytest.raises(InvalidVocabularyError):
-        Vocabulary.load(tmp_path / "vocab.json")
 
 
 # ------------------------------------------------------------------------- event files

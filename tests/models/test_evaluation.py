@@ -19,11 +19,12 @@ from models.evaluation import (
     ranks_from_scores,
     render_table,
 )
+from models.protocol import SessionRecommender
 
 JSON_KEYS = ["hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20", "cases"]
 
 
-class FixedScores:
+class FixedScores(SessionRecommender):
     """A stub recommender whose score row is looked up by the prefix's first item."""
 
     name = "fixed"
@@ -36,9 +37,6 @@ class FixedScores:
 
     def score(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
         return self.table[[p[0] for p in prefixes]].copy()
-
-    def rank(self, prefixes, k, exclude=None):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
 
 
 def test_ranks_are_pessimistic_on_ties_and_ignore_column_0() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
-from models.export import ExportParityError, check_parity, export_onnx, onnx_io
+from models.errors import ExportParityError
+from models.export import check_parity, export_onnx
 from models.neural import build_model
-from models.neural.base import pad_batch
+from models.onnx_contract import INPUTS, OPSET, pad_batch
 
 N_ITEMS = 25
 
@@ -23,7 +25,9 @@ def test_export_has_dynamic_batch_and_sequence_axes(tmp_path) -> None:
     model = tiny(0)
     export_onnx(model, tmp_path / "m.onnx", parity_cases=8)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == [i["name"] for i in onnx_io()["inputs"]]
+    assert [i.name for i in session.get_inputs()] == [i["name"] for i in INPUTS]
+    opsets = {o.domain: o.version for o in onnx.load(str(tmp_path / "m.onnx")).opset_import}
+    assert opsets[""] == OPSET
     for rows in ([[1]], [[1, 2, 3, 4, 5]] * 7):
         ids, lengths = pad_batch(rows, 5)
         scores = session.run(["scores"], {"item_ids": ids, "lengths": lengths})[0]

@@ -1,5 +1,6 @@
 """The ``SessionRecommender`` contract, run against every factory in
-``conftest.contract_factories`` (no exemption list)."""
+``conftest.contract_factories``: baselines, neural models, the exported ONNX artifact and
+the re-indexing wrapper (no exemption list)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from models.errors import InvalidInputError, NotFittedError
-from models.protocol import SessionRecommender, top_k_from_scores
+from models.protocol import SessionRecommender, top_k
 from tests.models.conftest import TINY_N_ITEMS
 
 Factory = Callable[[], SessionRecommender]
@@ -101,7 +102,7 @@ def test_rank_is_top_k_of_score_without_0_or_excluded(
     for row, excluded in zip(ranked, exclude, strict=True):
         assert not set(row.tolist()) & set(excluded)
         assert len(set(row.tolist())) == len(row)
-    expected = top_k_from_scores(model.score(tiny_prefixes), 10, exclude)
+    expected = top_k(model.score(tiny_prefixes), 10, exclude)
     np.testing.assert_array_equal(ranked, expected)
 
 

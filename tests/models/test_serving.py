@@ -1,5 +1,6 @@
-"""Serving a model directory: provider selection, the scorer contract, and a tiny
-end-to-end ``streamrec train`` (benchmark and events) whose output ``load_scorer`` serves."""
+"""Serving a model directory: provider selection, the scorer contract, the same tie order
+as offline evaluation, and a tiny end-to-end ``streamrec train`` (benchmark and events)
+whose output ``load_scorer`` serves."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models import serving
 from models.cli_train import add_train_parser, run_train
 from models.data import load_benchmark
-from models.errors import InvalidInputError
+from models.errors import InvalidInputError, ProviderUnavailableError
 from models.evaluation import evaluate
-from models.registry import read_model_dir
+from models.model_dir import read_model_dir
+from models.model_dir_writer import write_model_dir
+from models.neural import build_model
 from models.serving import (
     CPU,
     CUDA,
     OnnxRecommender,
-    ProviderUnavailableError,
     cuda_usable,
     load_scorer,
     select_providers,
 )
+from models.vocabulary import Vocabulary
 
 N_ITEMS = 40
 TINY_ARGS = ["--epochs", "2", "--set", "dim=16", "--set", "n_heads=2", "--set", "max_seq_len=6",
@@ -94,6 +98,44 @@ def test_auto_prefers_cuda_when_usable(monkeypatch) -> None:
 def test_unknown_device_is_rejected() -> None:
     with pytest.raises(InvalidInputError):
         select_providers("tpu")
+
+
+# ------------------------------------------------------------------ tie order
+@pytest.fixture(scope="module")
+def tied_model_dir(tmp_path_factory) -> Path:
+    """A GRU4Rec whose output table is zero for every odd item, so those items score
+    exactly 0 for any history: long runs of exact ties between positive and negative
+    scores. External ids are not the indices (``sku-<index>``)."""
+    torch.manual_seed(0)
+    model = build_model("gru4rec", N_ITEMS, dim=8, max_seq_len=4).eval()
+    with torch.no_grad():
+        model.items.weight[1::2] = 0.0
+    vocabulary = Vocabulary(tuple(f"sku-{i}" for i in range(1, N_ITEMS + 1)))
+    out = tmp_path_factory.mktemp("tied") / "model"
+    write_model_dir(out, model, vocabulary, training_data_fingerprint="t" * 64)
+    return out
+
+
+def test_serving_and_evaluation_order_ties_identically(tied_model_dir: Path) -> None:
+    """``OnnxScorer.recommend`` (the stream) and ``OnnxRecommender.rank`` (offline
+    evaluation) give the same order, exact ties included: by lower item index."""
+    scorer = load_scorer(tied_model_dir, device="cpu")
+    recommender = OnnxRecommender(tied_model_dir, device="cpu")
+    recommender.fit([], N_ITEMS)
+    vocabulary = scorer.vocabulary
+    histories = [["sku-2", "sku-4"], ["sku-6"], ["nope"], ["sku-1", "sku-8", "sku-2"]]
+    exclude = [{"sku-4"}, set(), {"sku-1", "sku-5", "nope"}, {"sku-2", "sku-3"}]
+    served = scorer.recommend(histories, k=N_ITEMS, exclude=exclude)
+    prefixes = [vocabulary.encode(h) for h in histories]
+    excluded = [vocabulary.encode(e) for e in exclude]
+    ranked = recommender.rank(prefixes, k=N_ITEMS, exclude=excluded)
+    scores = recommender.score(prefixes)
+    for row, (served_row, ranked_row) in enumerate(zip(served, ranked, strict=True)):
+        assert np.count_nonzero(scores[row, 1:] == 0.0) >= N_ITEMS // 2  # real ties
+        expected = [vocabulary.items[i - 1] for i in ranked_row if i not in excluded[row]]
+        assert [item for item, _ in served_row] == expected
+        tied = [int(item[4:]) for item, s in served_row if s == 0.0]
+        assert tied == sorted(tied)  # ties: lower index first
 
 
 # ------------------------------------------------------------------ end to end

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from models.export import check_parity, export_onnx, random_prefixes
 from models.neural import ARCHITECTURES, NEURAL_MODELS, build_model
-from models.neural.base import full_softmax_ce, pad_batch
+from models.neural.base import full_softmax_ce
+from models.neural.training import TrainSettings
+from models.onnx_contract import pad_batch
 from models.protocol import SessionRecommender
-from models.training import TrainSettings
 
 N_ITEMS = 40
 TINY = {

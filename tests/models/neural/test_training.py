@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from models.errors import InvalidInputError
+from models.evaluation import metrics_from_ranks, ranks_from_scores
 from models.neural import build_model
-from models.training import (
+from models.neural.training import (
     TrainSettings,
     epoch_batches,
     quick_metrics,
@@ -16,6 +17,7 @@ from models.training import (
     train_model,
     training_windows,
 )
+from models.onnx_contract import pad_batch
 
 N_ITEMS = 30
 
@@ -87,3 +89,23 @@ def test_device_resolution_on_cpu() -> None:
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(InvalidInputError):
         resolve_device("cuda")
+
+
+def test_validation_metrics_break_ties_like_the_evaluation() -> None:
+    """Early stopping ranks like the reported metrics (pessimistic ties): a GRU4Rec whose
+    odd items all score exactly 0 gives the same HR/MRR@20 in both."""
+    torch.manual_seed(0)
+    model = build_model("gru4rec", N_ITEMS, dim=8, max_seq_len=6).eval()
+    with torch.no_grad():
+        model.items.weight[1::2] = 0.0
+    sessions = chain_sessions(60, seed=4)
+    prefixes = [s[:-1] for s in sessions]
+    targets = np.array([s[-1] for s in sessions])
+    ids, lengths = pad_batch(prefixes, 6)
+    with torch.no_grad():
+        scores = model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+    assert (scores[:, 1::2] == 0.0).all()  # ties, and odd targets among them
+    expected = metrics_from_ranks(ranks_from_scores(scores, targets), k_values=(20,))
+    got = quick_metrics(model, prefixes, targets, torch.device("cpu"), k=20)
+    assert got["hr@20"] == pytest.approx(expected["hr@20"])
+    assert got["mrr@20"] == pytest.approx(expected["mrr@20"])

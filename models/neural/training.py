@@ -23,9 +23,15 @@ import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
-from models.neural.base import SessionModel, pad_batch
+from models.data import split_validation
+from models.errors import InvalidInputError
+from models.neural.base import SessionModel
+from models.onnx_contract import pad_batch
 
 logger = logging.getLogger(__name__)
+
+SELECTION_K = 20
+"""Early stopping keeps the epoch with the best validation HR@k + MRR@k for this k."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from models.errors import InvalidInputError
-
         raise InvalidInputError("device 'cuda' requested but torch sees no CUDA device")
     return torch.device(device)
 
@@ -126,10 +130,12 @@ def quick_metrics(
     prefixes: Sequence[Sequence[int]],
     targets: npt.NDArray[np.int64],
     device: torch.device,
-    k: int = 20,
+    k: int = SELECTION_K,
     batch_size: int = 1024,
 ) -> dict[str, float]:
-    """HR@k and MRR@k of ``model`` on (prefix, target) cases, full ranking, in torch."""
+    """HR@k and MRR@k of ``model`` on (prefix, target) cases, full ranking, in torch, with
+    the pessimistic tie rule of ``models.evaluation.ranks_from_scores``: the target ranks
+    after every item scoring the same; a NaN target score is a miss."""
     was_training = model.training
     model.eval()
     hits = rr = 0.0
@@ -139,8 +145,9 @@ def quick_metrics(
             scores = model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
             target = torch.from_numpy(targets[start : start + batch_size]).to(device)
             target_score = scores.gather(1, target.unsqueeze(1))  # (B, 1)
-            rank = (scores > target_score).sum(dim=1) + 1  # (B,)
-            hit = rank <= k
+            rank = (scores[:, 1:] >= target_score).sum(dim=1)  # (B,) target counts itself
+            hit = (rank <= k) & (rank > 0)  # rank 0: NaN target score
+            rank = rank.clamp(min=1)
             hits += hit.sum().item()
             rr += (hit.float() / rank.float()).sum().item()
     finally:
@@ -166,8 +173,8 @@ def learning_rate(
 
 
 def _selection_score(metrics: dict[str, float]) -> float:
-    """Validation figure early stopping maximises: HR@20 + MRR@20."""
-    return metrics["hr@20"] + metrics["mrr@20"]
+    """Validation figure early stopping maximises: HR@k + MRR@k, k = ``SELECTION_K``."""
+    return metrics[f"hr@{SELECTION_K}"] + metrics[f"mrr@{SELECTION_K}"]
 
 
 def train_model(
@@ -190,8 +197,6 @@ def train_model(
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
     if valid is None and settings.valid_fraction > 0.0:
-        from models.data import split_validation
-
         sessions, valid_prefixes, valid_targets = split_validation(
             sessions, settings.valid_fraction, settings.seed, settings.valid_max_cases
         )
@@ -209,8 +214,6 @@ def train_model(
     bf16 = fast_bf16(device) if settings.bf16 is None else settings.bf16
     windows = training_windows(sessions, model.config.max_seq_len)
     if not windows:
-        from models.errors import InvalidInputError
-
         raise InvalidInputError("no training session has two or more items")
     model.prepare(sessions)
     model.to(device)

@@ -1,4 +1,5 @@
-"""Model directories: complete on write, validated on read."""
+"""Model directories: complete on write (``model_dir_writer``), validated on read
+(``model_dir``)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import json
 import pytest
 import torch
 
-from models.data import Vocabulary
+from models.errors import ModelDirectoryError
+from models.model_dir import REQUIRED_META, has_model_file, read_model_dir
+from models.model_dir_writer import write_metrics, write_model_dir
 from models.neural import build_model
-from models.registry import (
-    REQUIRED_META,
-    ModelDirectoryError,
-    read_model_dir,
-    write_metrics,
-    write_model_dir,
-)
+from models.onnx_contract import OPSET
+from models.vocabulary import Vocabulary
 
 N_ITEMS = 12
 
@@ -40,6 +38,8 @@ def test_round_trip(model_dir) -> None:
     assert again.meta["architecture"] == "gru4rec"
     assert again.meta["training_data_fingerprint"] == "f" * 64
     assert [i["name"] for i in again.meta["onnx"]["inputs"]] == ["item_ids", "lengths"]
+    assert again.meta["onnx"]["opset"] == OPSET and again.meta["onnx"]["parity"]["cases"] > 0
+    assert has_model_file(model_dir.path)
     assert again.config["dim"] == 8 and again.metrics == {"hr@20": 0.5}
     assert again.vocabulary.items[0] == "sku-0"
     write_metrics(model_dir.path, {"hr@20": 0.7})
