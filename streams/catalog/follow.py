@@ -23,15 +23,32 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 200
 METADATA_RETRY_S = 2.0
+RESTART_DELAY_S = 5.0
 
 
 async def follow_catalog(
     reader: CatalogReader, bootstrap_servers: Sequence[str], client_kwargs: dict[str, Any],
     *, fetch_max_wait_ms: int = 100,
 ) -> None:
-    """Run until cancelled: apply every record of the items topic as it arrives."""
+    """Run until cancelled: apply every record of the items topic as it arrives. A failure
+    (broker gone, a bug) is logged and the reader starts again from its stored offsets."""
     await reader.open_encoder()
     await reader.embed_missing()
+    while True:
+        try:
+            await _follow(reader, bootstrap_servers, client_kwargs, fetch_max_wait_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the catalogue must outlive any one failure
+            log.exception("catalogue reader failed; starting again in %.0f s",
+                          RESTART_DELAY_S)
+            await asyncio.sleep(RESTART_DELAY_S)
+
+
+async def _follow(
+    reader: CatalogReader, bootstrap_servers: Sequence[str], client_kwargs: dict[str, Any],
+    fetch_max_wait_ms: int,
+) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=list(bootstrap_servers), group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,

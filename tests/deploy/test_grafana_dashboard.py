@@ -28,6 +28,8 @@ EXPECTED_ROWS = [
     "Batch and scoring latency",
     "Model and state",
     "Rebalances and recovery",
+    "Catalogue and text",
+    "Process",
 ]
 
 
