@@ -20,10 +20,22 @@ def add_text_model_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentP
                        help=f"where to write it (default {DEFAULT_MODEL_PATH}; the worker "
                        "reads STREAMREC_TEXT_MODEL_PATH)")
     fetch.add_argument("--force", action="store_true", help="download again even if present")
+    bench = actions.add_parser(
+        "bench", help="embedding throughput and nearest-neighbour recall@20 on item texts")
+    bench.add_argument("--texts", type=Path, required=True,
+                       help="item texts: a RecBole .text file (e.g. ../shared/data/"
+                       "amazon_scientific/Scientific.text) or one text per line")
+    bench.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    bench.add_argument("--limit", type=int, default=5000, help="at most this many texts")
     return parser
 
 
 def run_text_model(args: argparse.Namespace) -> int:
+    if args.text_model_command == "bench":
+        from models.text.bench import run
+
+        print(run(args.texts, args.model, args.limit))
+        return 0
     path = fetch_model(args.dest, force=args.force)
     print(f"text model ready: {path} (sha256 {MODEL_SHA256[:16]}...)")
     return 0
