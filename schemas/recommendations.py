@@ -20,12 +20,17 @@ from schemas.contract import (
     schema_fingerprint,
 )
 from schemas.errors import SchemaViolationError
-from schemas.events import Event, EventType
+from schemas.events import Event
 from schemas.reasons import FallbackReason
 from schemas.timestamps import format_rfc3339_ms
 
 _validate_recommendation = compile_schema("recommendation")
-_EVENT_TYPES: Final = frozenset(t.value for t in EventType)
+_TRIGGER_TYPES: Final = frozenset(
+    load_schema("recommendation")["properties"]["trigger"]["properties"]["event_type"]["enum"])
+_REASON_KINDS: Final = frozenset(
+    load_schema("recommendation")["definitions"]["reason"]["properties"]["kind"]["enum"])
+_REASON_NEEDS: Final = {"similar": "item_id", "search": "query", "boosted": "rule"}
+_REASON_FIELDS: Final = {"item_id": 256, "query": 1024, "rule": 128}
 
 
 class TriggerRef(Protocol):
@@ -41,7 +46,7 @@ class TriggerRef(Protocol):
 
 def build_recommendation(
     user_id: str,
-    items: Sequence[tuple[str, float]],
+    items: Sequence[tuple[str, float] | tuple[str, float, Mapping[str, Any] | None]],
     model_name: str,
     model_version: str,
     trigger: Event | TriggerRef,
@@ -50,7 +55,8 @@ def build_recommendation(
 ) -> dict[str, Any]:
     """A recommendation message (not yet validated: :func:`encode_recommendation` does that).
 
-    ``items`` are ``(item_id, score)`` in rank order, best first; ``trigger`` is the user's
+    ``items`` are ``(item_id, score)`` or ``(item_id, score, reason)`` in rank order, best
+    first (``reason``: the ``{"kind": ...}`` object, or None); ``trigger`` is the user's
     newest event by event time (an :class:`Event` or a :class:`TriggerRef`); ``fallback`` is
     ``None`` when the model ranked the items.
     """
@@ -58,7 +64,7 @@ def build_recommendation(
     return {
         "schema_version": SCHEMA_VERSION,
         "user_id": user_id,
-        "items": [{"item_id": item_id, "score": float(score)} for item_id, score in items],
+        "items": [_item(*item) for item in items],
         "model": {"name": model_name, "version": model_version},
         "trigger": {
             "event_id": trigger.event_id,
@@ -70,6 +76,13 @@ def build_recommendation(
     }
 
 
+def _item(item_id: str, score: float, reason: Mapping[str, Any] | None = None
+          ) -> dict[str, Any]:
+    if reason is None:
+        return {"item_id": item_id, "score": float(score)}
+    return {"item_id": item_id, "score": float(score), "reason": dict(reason)}
+
+
 _UTC_TIME = re.compile(
     r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"\.[0-9]{3}Z"
@@ -78,6 +91,7 @@ _RECOMMENDATION_KEYS: Final = frozenset(
     {"schema_version", "user_id", "items", "model", "trigger", "generated_at", "fallback"}
 )
 _ITEM_KEYS: Final = frozenset({"item_id", "score"})
+_ITEM_KEYS_WITH_REASON: Final = frozenset({"item_id", "score", "reason"})
 _MODEL_KEYS: Final = frozenset({"name", "version"})
 _TRIGGER_KEYS: Final = frozenset({"event_id", "event_type", "event_time"})
 _FALLBACKS: Final = frozenset({None, *(r.value for r in FallbackReason)})
@@ -118,14 +132,20 @@ def _fast_recommendation_ok(d: Any) -> bool:
         or type(event_id) is not str
         or not 0 < len(event_id) <= 256
         or type(event_type) is not str
-        or event_type not in _EVENT_TYPES
+        or event_type not in _TRIGGER_TYPES
         or type(event_time) is not str
         or _UTC_TIME.fullmatch(event_time) is None
     ):
         return False
     texts = [user_id, name, version, event_id]
     for item in items:
-        if type(item) is not dict or item.keys() != _ITEM_KEYS:
+        if type(item) is not dict:
+            return False
+        keys = item.keys()
+        if keys == _ITEM_KEYS_WITH_REASON:
+            if not _fast_reason_ok(item["reason"], texts):
+                return False
+        elif keys != _ITEM_KEYS:
             return False
         item_id, score = item["item_id"], item["score"]
         if (type(item_id) is not str or not 0 < len(item_id) <= 256
@@ -135,8 +155,30 @@ def _fast_recommendation_ok(d: Any) -> bool:
     return CONTROL_CHAR.search("".join(texts)) is None
 
 
+def _fast_reason_ok(reason: Any, texts: list[str]) -> bool:
+    """The reason object's shape (see ``definitions.reason``); ids and rule names join
+    ``texts`` for the control-character check (a query may hold any character)."""
+    if type(reason) is not dict:
+        return False
+    kind = reason.get("kind")
+    if type(kind) is not str or kind not in _REASON_KINDS:
+        return False
+    needed = _REASON_NEEDS.get(kind)
+    if needed is not None and needed not in reason:
+        return False
+    for key, value in reason.items():
+        if key == "kind":
+            continue
+        limit = _REASON_FIELDS.get(key)
+        if limit is None or type(value) is not str or not 0 < len(value) <= limit:
+            return False
+        if key != "query":
+            texts.append(value)
+    return True
+
+
 _RECOMMENDATION_FAST_PATH_SHA256: Final = (
-    "1f03457adbc514c93580541ff69ef8e988d47f9a4247731b1b62d09d8c28083b"
+    "d2168d4e1b57bf0eb0c09e3ee9e84ab48501dd3f4743aebc909ec90f22c4b541"
 )
 RECOMMENDATION_FAST_PATH_ENABLED: Final = (
     schema_fingerprint(load_schema("recommendation")) == _RECOMMENDATION_FAST_PATH_SHA256

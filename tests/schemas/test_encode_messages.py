@@ -249,6 +249,13 @@ _TIMES = st.sampled_from(["2026-11-23T18:00:00.250Z", "2026-11-23T18:00:00Z",
                           "2026-13-23T18:00:00.250Z", "2026-11-23T18:00:00.250Z\n",
                           "2026-11-23T24:00:00.250Z", "2026-11-23 18:00:00.250Z"])
 _DAMAGES = st.sampled_from(["odd", "drop", "extra", "id", "time"])
+_REASONS = st.sampled_from([
+    {"kind": "sequence"}, {"kind": "similar", "item_id": "sku-9"},
+    {"kind": "search", "query": "数字 pH\tmeter"}, {"kind": "trending"},
+    {"kind": "new_item"}, {"kind": "boosted", "rule": "spring-sale"},
+    {"kind": "similar"}, {"kind": "boosted", "rule": "tab\trule"}, {"kind": "nope"},
+    {"kind": "search", "query": ""}, {"kind": "sequence", "item_id": "x" * 257},
+])
 
 
 @st.composite
@@ -256,17 +263,23 @@ def near_recommendations(draw: st.DrawFn) -> Any:
     """Valid messages as build_recommendation makes them; most get 1-2 fields damaged."""
     items = [{"item_id": f"sku-{i}", "score": draw(st.one_of(
         st.floats(-1e6, 1e6), st.integers(-5, 5)))} for i in range(draw(st.integers(0, 5)))]
+    for item in items:
+        reason = draw(st.one_of(st.none(), _REASONS))
+        if reason is not None:
+            item["reason"] = dict(reason)
     message: dict[str, Any] = build_recommendation(
         "u-1", [], "sessattn", "7", TRIGGER, NOW,
         draw(st.sampled_from([None, *FallbackReason])))
     message["items"] = items
     for _ in range(draw(st.sampled_from([0, 1, 1, 2]))):
+        last = items[-1] if items and isinstance(items[-1], dict) else None
         container = draw(st.sampled_from(
-            ["top", "model", "trigger"] + (["item"] if items and
-                                           isinstance(items[-1], dict) else [])))
+            ["top", "model", "trigger"] + (["item"] if last is not None else [])
+            + (["reason"] if last is not None and isinstance(last.get("reason"), dict)
+               else [])))
         target = {"top": message, "model": message.get("model"),
-                  "trigger": message.get("trigger"),
-                  "item": items[-1] if items else None}[container]
+                  "trigger": message.get("trigger"), "item": last,
+                  "reason": last.get("reason") if last is not None else None}[container]
         if not isinstance(target, dict) or not target:  # an earlier damage replaced it
             continue
         key = draw(st.sampled_from(sorted(target)))
@@ -301,4 +314,22 @@ def test_fast_path_takes_what_build_recommendation_makes() -> None:
         message = build_recommendation("ü-1", [(f"sku-{i}", 1.0 / (i + 1)) for i in range(20)],
                                        "sessattn", "20261123T2027Z", TRIGGER, NOW, fallback)
         assert recommendations._fast_recommendation_ok(message)
+    reasons = [{"kind": "sequence"}, {"kind": "similar", "item_id": "sku-1"},
+               {"kind": "search", "query": "pH 计"}, {"kind": "trending"},
+               {"kind": "new_item"}, {"kind": "boosted", "rule": "spring"}, None]
+    message = build_recommendation("u", [(f"sku-{i}", 1.0, r) for i, r in enumerate(reasons)],
+                                   "sessattn", "1", TRIGGER, NOW, None)
+    assert recommendations._fast_recommendation_ok(message)
+    RECOMMENDATION.validate(message)
+    assert "reason" not in message["items"][-1]
     assert not recommendations._fast_recommendation_ok(recommendation(user_id="tab\there"))
+
+
+@pytest.mark.parametrize("reason", [
+    {"kind": "similar"}, {"kind": "search"}, {"kind": "boosted"}, {"kind": "because"},
+    {"kind": "trending", "why": "x"}, {"kind": "search", "query": ""},
+])
+def test_a_malformed_reason_is_refused(reason: dict[str, Any]) -> None:
+    message = build_recommendation("u", [("sku-1", 1.0, reason)], "m", "1", TRIGGER, NOW, None)
+    with pytest.raises(SchemaViolationError, match="reason"):
+        encode_recommendation(message)
