@@ -41,6 +41,8 @@ from streams.ops.metrics import Metrics, create_metrics
 from streams.ops.observe import register_observers
 from streams.ops.routing import advertised_host
 from streams.ops.web import UsersApi, register_views
+from streams.ranking.layer import RankingConfig, RankingLayer
+from streams.ranking.search import QueryEmbeddings
 from streams.scoring.scorer import (
     FALLBACK_REASONS,
     TEXT_UNAVAILABLE,
@@ -188,9 +190,17 @@ def create_worker(
         max_batch=settings.catalog_max_batch,
     )
     catalog_reader.load()
+    layer = RankingLayer(
+        RankingConfig(k=settings.top_k, search_boost=settings.search_boost,
+                      search_half_life_s=settings.search_half_life_s,
+                      diversity_lambda=settings.diversity_lambda,
+                      category_cap=settings.category_cap),
+        catalog=catalog, encode=lambda: catalog_reader.encoder,
+        queries=QueryEmbeddings(settings.query_cache_size),
+    )
     scoring = ScoringStage(
         scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"),
-        Retrieval(catalog, settings.content_slots, settings.content_history))
+        Retrieval(catalog, settings.content_slots, settings.content_history), layer)
     readiness = Readiness(
         app, BrokerHealth(aiokafka_connector(app)),
         model_required=settings.model_dir is not None, model_name=scoring.model_name,

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     topic_views: str = Field("views", description="Input topic for view events.")
     topic_clicks: str = Field("clicks", description="Input topic for click events.")
     topic_purchases: str = Field("purchases", description="Input topic for purchase events.")
+    topic_searches: str = Field("searches", description="Input topic for search events.")
     add_to_cart_topic: Literal["clicks", "views", "purchases"] = Field(
         "clicks", description="Which input topic carries add_to_cart events."
     )
@@ -147,6 +148,12 @@ class Settings(BaseSettings):
     exclude_recent: bool = Field(
         False, description="Also exclude items the user interacted with in this session."
     )
+    exclude_purchased_days: float | None = Field(
+        None,
+        gt=0,
+        description="Exclude items the user bought within this many days of their newest "
+        "event; unset: every purchase kept in state (see max_purchased) is excluded forever.",
+    )
 
     # --- catalogue and text ------------------------------------------------------------
     text_model_path: Path = Field(
@@ -167,6 +174,29 @@ class Settings(BaseSettings):
     )
     content_history: int = Field(
         5, ge=1, le=50, description="Recent items whose text makes the user's content query."
+    )
+    search_boost: float = Field(
+        2.0, ge=0, le=100,
+        description="How strongly a fresh search steers the list: each item gains this times "
+        "its text similarity to the query, on top of its relevance from the pool (0 to 1) "
+        "(0: searches are ignored; 2: a fresh search leads the list for about one half-life).",
+    )
+    search_half_life_s: float = Field(
+        900.0, gt=0, description="A search's weight halves every this many seconds."
+    )
+    query_cache_size: int = Field(
+        10_000, ge=0, description="Embedded search queries kept (least recently used go)."
+    )
+    diversity_lambda: float = Field(
+        0.0, ge=0, le=1,
+        description="Maximal-marginal-relevance trade-off over item text: 0 keeps relevance "
+        "order, towards 1 favours items unlike those already listed.",
+    )
+    category_cap: int | None = Field(
+        None, ge=1, description="Most items of one root category per list (unset: no cap)."
+    )
+    explain: bool = Field(
+        True, description="Give every recommended item its reason ({\"kind\": ...})."
     )
     catalog_max_batch: int = Field(
         256, ge=1, description="Most catalogue records read and embedded per batch."
@@ -189,6 +219,9 @@ class Settings(BaseSettings):
     # --- state bounds -------------------------------------------------------------------
     max_sequence_len: int = Field(50, ge=1, description="Recent interactions kept per user.")
     max_purchased: int = Field(200, ge=0, description="Purchased items kept per user.")
+    max_searches: int = Field(
+        5, ge=0, description="Recent search queries kept per user (0: none)."
+    )
     dedup_window: int = Field(100, ge=1, description="Recent event ids kept per user.")
     session_gap_s: float = Field(1800.0, gt=0, description="Inactivity that ends a session.")
     reorder_window_s: float = Field(
@@ -235,8 +268,9 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def input_topics(self) -> tuple[str, str, str]:
-        return (self.topic_views, self.topic_clicks, self.topic_purchases)
+    def input_topics(self) -> tuple[str, ...]:
+        """The topics producers write events to, one per event type but add_to_cart."""
+        return (self.topic_views, self.topic_clicks, self.topic_purchases, self.topic_searches)
 
     @property
     def topic_event_types(self) -> Mapping[str, frozenset[EventType]]:
@@ -263,6 +297,7 @@ class Settings(BaseSettings):
             EventType.CLICK: self.topic_clicks,
             EventType.ADD_TO_CART: getattr(self, f"topic_{self.add_to_cart_topic}"),
             EventType.PURCHASE: self.topic_purchases,
+            EventType.SEARCH: self.topic_searches,
         }[EventType(event_type)]
         return topic
 

@@ -13,6 +13,8 @@ class Candidates:
 
     history: list[str]
     exclude: frozenset[str]
+    search: tuple[str, int] | None = None
+    """The user's latest search (query, event time ms), if any: it steers the ranking."""
 
 
 def candidates_for(state: UserState, *, exclude_recent: bool) -> Candidates:

@@ -29,6 +29,7 @@ def build_emission(
     *,
     model: tuple[str, str] | None,
     generated_at_ms: int,
+    explain: bool = True,
 ) -> Emission:
     """The schema-valid recommendation message for ``user_id`` (coalesced: one per batch).
 
@@ -42,7 +43,9 @@ def build_emission(
     trigger = state.newest_event
     message = build_recommendation(
         user_id=user_id,
-        items=scored.items,
+        items=([(item, score, reason.to_json())
+                for (item, score), reason in zip(scored.items, scored.reasons, strict=True)]
+               if explain and scored.reasons else scored.items),
         model_name=name,
         model_version=version,
         trigger=trigger,

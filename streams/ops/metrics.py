@@ -78,6 +78,9 @@ class Metrics:
     catalog_embedding_failures: Counter
     items_rejected: Counter
     text_encoder_up: Gauge
+    ranking_seconds: Histogram
+    recommendation_diversity: Histogram
+    searches_steering: Counter
 
 
 def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metrics:
@@ -293,6 +296,22 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("items_rejected"),
             "Catalogue records sent to the dead-letter topic, by reason.",
             ["reason"], registry=registry,
+        ),
+        ranking_seconds=Histogram(
+            name("ranking_seconds"),
+            "Wall time of the ranking layer (search, rules, diversity) for one micro-batch.",
+            buckets=BATCH_SECONDS_BUCKETS, registry=registry,
+        ),
+        recommendation_diversity=Histogram(
+            name("recommendation_diversity"),
+            "Intra-list diversity of each recommendation whose items have text: mean pairwise "
+            "cosine distance of their text embeddings (0: alike, 1: unrelated).",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5), registry=registry,
+        ),
+        searches_steering=Counter(
+            name("searches_steering"),
+            "Recommendations steered by the user's recent search.",
+            registry=registry,
         ),
         text_encoder_up=Gauge(
             name("text_encoder_up"),

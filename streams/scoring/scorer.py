@@ -14,13 +14,17 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from schemas.reasons import FallbackReason
 from streams.candidates.merge import merge_leading, merge_ranked, spread_categories
 from streams.candidates.session import Candidates
 from streams.catalog.catalog import Catalog
+from streams.ranking.candidate import Candidate, Reason
+from streams.ranking.layer import RankingLayer, RankingReport, UserPool
 from streams.state.trending import TrendingBoard, top
 
 log = logging.getLogger(__name__)
@@ -53,11 +57,13 @@ class Scorer(Protocol):
 @dataclass(frozen=True, slots=True)
 class Scored:
     """Items for one user, best first, and the fallback reason if the model was not used.
-    ``source`` names what ranked a fallback ((name, version); None: trending)."""
+    ``source`` names what ranked a fallback ((name, version); None: trending); ``reasons``
+    says why each item is there (parallel to ``items``; empty when not explained)."""
 
     items: list[tuple[str, float]]
     fallback: str | None
     source: tuple[str, str] | None = None
+    reasons: tuple[Reason, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class ScoringReport:
     """Users with history ranked without content retrieval because the catalogue holds
     items but none with a text embedding (the text encoder is down): counted as the
     ``text_unavailable`` fallback."""
+    layer_report: RankingReport | None = None
+    """What the ranking layer did (None when there is none)."""
 
 
 TEXT_UNAVAILABLE = "text_unavailable"
@@ -97,6 +105,7 @@ async def score_users(
     now_ms: int,
     executor: Executor | None = None,
     retrieval: Retrieval | None = None,
+    layer: RankingLayer | None = None,
 ) -> tuple[dict[str, Scored], ScoringReport]:
     """Recommendations for every user in ``candidates``: one model call for all of them,
     one nearest-neighbour search for all of them, merged by :mod:`streams.candidates.merge`.
@@ -105,7 +114,7 @@ async def score_users(
     loop keeps consuming and processing other partitions while a batch is being ranked.
     """
     call = functools.partial(rank_users, candidates, scorer, board, k=k, now_ms=now_ms,
-                             retrieval=retrieval)
+                             retrieval=retrieval, layer=layer)
     if executor is None:
         return call()
     return await asyncio.get_running_loop().run_in_executor(executor, call)
@@ -119,56 +128,65 @@ def rank_users(
     k: int,
     now_ms: int,
     retrieval: Retrieval | None = None,
+    layer: RankingLayer | None = None,
 ) -> tuple[dict[str, Scored], ScoringReport]:
-    """:func:`score_users`' work, synchronously (on the scoring thread)."""
+    """:func:`score_users`' work, synchronously (on the scoring thread): each user's
+    explained candidate pool (model, text neighbours, trending), then the ranking layer."""
     catalog = retrieval.catalog if retrieval else None
     filtering = catalog is not None and len(catalog) > 0
     fetch = 2 * k if filtering else k  # room for items the catalogue says are gone
     content = _content(candidates, retrieval, fetch)
     keep = catalog.keep_recommendable if catalog is not None else list
-    results: dict[str, Scored] = {}
+    explain = _Explainer(catalog, scorer, board)
+    pools: dict[str, _Pool] = {}
     ranked_by_model: list[str] = []
     for user, cand in candidates.items():
         if not cand.history:
             trending = keep(top(board, fetch * 2 if filtering else k, now_ms, cand.exclude))
             if catalog is not None and filtering:
-                trending = spread_categories(trending, _root_category(catalog), k=k)
-            results[user] = Scored(trending[:k], FALLBACK_NO_HISTORY)
+                trending = spread_categories(trending, _root_category(catalog), k=fetch)
+            pools[user] = _Pool(explain.trending(trending), FALLBACK_NO_HISTORY)
         elif scorer is None:
-            results[user] = _fallback(board, cand, content.get(user), k, now_ms,
-                                      FALLBACK_NO_MODEL, keep, fetch)
+            pools[user] = _fallback(board, cand, content.get(user), k, now_ms,
+                                    FALLBACK_NO_MODEL, keep, fetch, explain)
         elif not any(scorer.knows(item) for item in cand.history):
-            results[user] = _fallback(board, cand, content.get(user), k, now_ms,
-                                      FALLBACK_UNKNOWN_ITEMS, keep, fetch)
+            pools[user] = _fallback(board, cand, content.get(user), k, now_ms,
+                                    FALLBACK_UNKNOWN_ITEMS, keep, fetch, explain)
         else:
             ranked_by_model.append(user)
     without_text = (
         sum(1 for cand in candidates.values() if cand.history)
         if filtering and catalog is not None and catalog.indexed == 0 else 0)
-    if not ranked_by_model or scorer is None:
-        return results, ScoringReport(0.0, 0, without_text)
-    started = time.perf_counter()
-    try:
-        ranked = scorer.recommend(
-            [candidates[user].history for user in ranked_by_model], fetch,
-            [candidates[user].exclude for user in ranked_by_model])
-        if len(ranked) != len(ranked_by_model):
-            raise ValueError(
-                f"model {scorer.name} returned {len(ranked)} rows for {len(ranked_by_model)} "
-                "users")
-    except Exception:  # a broken model must not stop the stream: serve trending instead
-        log.exception("model %s failed on a batch of %d users", scorer.name,
-                      len(ranked_by_model))
-        for user in ranked_by_model:
-            results[user] = _fallback(board, candidates[user], None, k, now_ms,
-                                      FALLBACK_SCORING_ERROR, keep, fetch)
-        return results, ScoringReport(time.perf_counter() - started, 0, without_text)
-    elapsed = time.perf_counter() - started
-    slots = retrieval.content_slots if retrieval else 0
-    for user, items in zip(ranked_by_model, ranked, strict=True):
-        results[user] = Scored(
-            merge_ranked(keep(items), content.get(user, []), k=k, content_slots=slots), None)
-    return results, ScoringReport(elapsed, len(ranked_by_model), without_text)
+    elapsed, scored_users = 0.0, 0
+    if ranked_by_model and scorer is not None:
+        started = time.perf_counter()
+        try:
+            ranked = scorer.recommend(
+                [candidates[user].history for user in ranked_by_model], fetch,
+                [candidates[user].exclude for user in ranked_by_model])
+            if len(ranked) != len(ranked_by_model):
+                raise ValueError(f"model {scorer.name} returned {len(ranked)} rows for "
+                                 f"{len(ranked_by_model)} users")
+        except Exception:  # a broken model must not stop the stream: serve trending instead
+            log.exception("model %s failed on a batch of %d users", scorer.name,
+                          len(ranked_by_model))
+            for user in ranked_by_model:
+                pools[user] = _fallback(board, candidates[user], None, k, now_ms,
+                                        FALLBACK_SCORING_ERROR, keep, fetch, explain)
+        else:
+            elapsed, scored_users = time.perf_counter() - started, len(ranked_by_model)
+            slots = retrieval.content_slots if retrieval else 0
+            for user, items in zip(ranked_by_model, ranked, strict=True):
+                model_items = keep(items)
+                near = content.get(user, [])
+                head = merge_ranked(model_items, near, k=k, content_slots=slots)
+                pools[user] = _Pool(explain.merged(
+                    _with_spares(head, model_items, near), set(dict(model_items)),
+                    candidates[user].history), None)
+        elapsed = elapsed or (time.perf_counter() - started)
+    results = _finish(candidates, pools, k, now_ms, layer)
+    return results, ScoringReport(elapsed, scored_users, without_text,
+                                  layer_report=results.report)
 
 
 def _content(candidates: dict[str, Candidates], retrieval: Retrieval | None, fetch: int
@@ -197,11 +215,103 @@ def _content(candidates: dict[str, Candidates], retrieval: Retrieval | None, fet
 def _fallback(board: TrendingBoard, cand: Candidates, content: list[tuple[str, float]] | None,
               k: int, now_ms: int, reason: str,
               keep: Callable[[Iterable[tuple[str, float]]], list[tuple[str, float]]],
-              fetch: int) -> Scored:
+              fetch: int, explain: _Explainer) -> _Pool:
     trending = keep(top(board, fetch, now_ms, cand.exclude))
     if not content:
-        return Scored(trending[:k], reason)
-    return Scored(merge_leading(content, trending, k=k), reason, CONTENT_SOURCE)
+        return _Pool(explain.trending(trending), reason)
+    merged = merge_leading(content, trending, k=fetch)
+    return _Pool(explain.merged(merged, set(), cand.history), reason, CONTENT_SOURCE)
+
+
+def _with_spares(head: list[tuple[str, float]], *sources: list[tuple[str, float]]
+                 ) -> list[tuple[str, float]]:
+    """``head`` (the list as merged), then what the sources hold beyond it, for the ranking
+    layer to fall back on when rules remove items."""
+    out = list(head)
+    chosen = {item for item, _ in head}
+    for source in sources:
+        for pair in source:
+            if pair[0] not in chosen:
+                chosen.add(pair[0])
+                out.append(pair)
+    return out
+
+
+@dataclass(frozen=True)
+class _Pool:
+    candidates: list[Candidate]
+    fallback: str | None
+    source: tuple[str, str] | None = None
+
+
+class _Results(dict[str, Scored]):
+    report: RankingReport | None = None
+
+
+def _finish(candidates: dict[str, Candidates], pools: dict[str, _Pool], k: int, now_ms: int,
+            layer: RankingLayer | None) -> _Results:
+    results = _Results()
+    if layer is None:
+        final = {user: pool.candidates[:k] for user, pool in pools.items()}
+    else:
+        final, results.report = layer.rank(
+            [UserPool(user, pool.candidates, candidates[user].search, candidates[user].exclude)
+             for user, pool in pools.items()], now_ms)
+    for user, pool in pools.items():
+        chosen = final[user]
+        results[user] = Scored([(c.item_id, c.score) for c in chosen], pool.fallback,
+                               pool.source, tuple(c.reason for c in chosen))
+    return results
+
+
+class _Explainer:
+    """Turns a source's (item, score) pairs into candidates that say why they are there."""
+
+    def __init__(self, catalog: Catalog | None, scorer: Scorer | None,
+                 board: TrendingBoard) -> None:
+        self.catalog, self.scorer, self.board = catalog, scorer, board
+
+    def trending(self, items: Sequence[tuple[str, float]]) -> list[Candidate]:
+        reason = Reason.trending()
+        return [Candidate(item, score, reason) for item, score in items]
+
+    def merged(self, items: Sequence[tuple[str, float]], from_model: set[str],
+               history: Sequence[str]) -> list[Candidate]:
+        """Model items are ``sequence``; the others came from text similarity (``similar``
+        to the recent item they resemble most, or ``new_item`` when no one has touched
+        them yet) or, in a fallback list, from trending."""
+        others = [item for item, _ in items if item not in from_model]
+        closest = self._closest_recent(others, history)
+        out = []
+        for item, score in items:
+            if item in from_model:
+                reason = Reason.sequence()
+            elif item in closest:
+                reason = (Reason.new_item() if self._untouched(item)
+                          else Reason.similar(closest[item]))
+            else:
+                reason = Reason.trending()
+            out.append(Candidate(item, score, reason))
+        return out
+
+    def _untouched(self, item: str) -> bool:
+        known = self.scorer is not None and self.scorer.knows(item)
+        return not known and item not in self.board.entries
+
+    def _closest_recent(self, items: Sequence[str], history: Sequence[str]) -> dict[str, str]:
+        if self.catalog is None or not items or not history:
+            return {}
+        vectors = self.catalog.embeddings([*items, *history])
+        recent = [item for item in dict.fromkeys(reversed(history)) if item in vectors]
+        if not recent:
+            return {}
+        matrix = np.stack([vectors[item] for item in recent])
+        out = {}
+        for item in items:
+            vector = vectors.get(item)
+            if vector is not None:
+                out[item] = recent[int(np.argmax(matrix @ vector))]
+        return out
 
 
 def _root_category(catalog: Catalog) -> Callable[[str], str | None]:
@@ -219,6 +329,7 @@ class ScoringStage:
     scorer: Scorer | None
     executor: Executor
     retrieval: Retrieval | None = None
+    layer: RankingLayer | None = None
 
     def model_name(self) -> str | None:
         return None if self.scorer is None else self.scorer.name
@@ -233,6 +344,7 @@ class ScoringStage:
     ) -> tuple[dict[str, Scored], ScoringReport]:
         """:func:`score_users` with this stage's model and retrieval, on its thread."""
         return await score_users(candidates, self.scorer, board, k=k, now_ms=now_ms,
-                                 executor=self.executor, retrieval=self.retrieval)
+                                 executor=self.executor, retrieval=self.retrieval,
+                                 layer=self.layer)
 
 

@@ -31,6 +31,7 @@ from streams.ingest.batch import decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
+from streams.ranking.layer import observe_ranking
 from streams.scoring.scorer import (
     FALLBACK_SCORING_ERROR,
     TEXT_UNAVAILABLE,
@@ -81,6 +82,7 @@ class StateConfig:
     exclude_recent: bool
     trending_half_life_s: float
     trending_capacity: int
+    explain: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StateConfig:
@@ -91,6 +93,7 @@ class StateConfig:
             exclude_recent=settings.exclude_recent,
             trending_half_life_s=settings.trending_half_life_s,
             trending_capacity=settings.trending_capacity,
+            explain=settings.explain,
         )
 
 
@@ -206,12 +209,14 @@ class StateAgent:
             metrics.scoring_batch_users.observe(report.users_scored)
         if report.without_text:
             metrics.fallbacks.labels(reason=TEXT_UNAVAILABLE).inc(report.without_text)
+        if report.layer_report is not None:
+            observe_ranking(metrics, report.layer_report)
         model = self.scoring.model
         for user, record in update.users.items():
             try:
                 emission = build_emission(
-                    user, record.state, scored[user], model=model, generated_at_ms=generated
-                )
+                    user, record.state, scored[user], model=model, generated_at_ms=generated,
+                    explain=config.explain)
             except SchemaViolationError:  # e.g. a model that returned a NaN score
                 log.exception("model output for a user broke the recommendation schema")
                 fallback = Scored(

@@ -1,0 +1,87 @@
+"""Choose the final list: maximal marginal relevance over item text, within category caps.
+
+Greedy: at each step take the candidate maximising
+``(1 - lam) * relevance - lam * max(cosine to the items already chosen)``; ``lam = 0`` is
+plain relevance order. Relevance is rescaled to [0, 1] first so ``lam`` means the same for
+every list. Items without a text embedding have similarity 0 to everything. A cap limits how
+many items of one category the list may hold (the skipped ones are counted).
+
+>>> import numpy as np
+>>> vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.99, 0.14]), "c": np.array([0.0, 1.0])}
+>>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], vectors, k=2, lam=0.0)
+(['a', 'b'], 0)
+>>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], vectors, k=2, lam=0.7)
+(['a', 'c'], 0)
+>>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], {}, k=2, lam=0.0,
+...        cap_key={"a": "Lab", "b": "Lab", "c": "Tools"}.get, caps={"Lab": 1})
+(['a', 'c'], 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+
+def select(
+    candidates: Sequence[tuple[str, float]],
+    vectors: Mapping[str, npt.NDArray[np.float32]],
+    *,
+    k: int,
+    lam: float,
+    cap_key: Callable[[str], str | None] | None = None,
+    caps: Mapping[str, int] | None = None,
+) -> tuple[list[str], int]:
+    """The chosen item ids in order, and how many candidates a cap kept out."""
+    if not candidates or k <= 0:
+        return [], 0
+    items = [item for item, _ in candidates]
+    scores = np.array([score for _, score in candidates], dtype=np.float64)
+    span = scores.max() - scores.min()
+    relevance = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
+    use_mmr = lam > 0 and any(item in vectors for item in items)
+    if use_mmr:
+        dim = len(next(iter(vectors.values())))
+        matrix = np.stack([vectors.get(item, np.zeros(dim, dtype=np.float32))
+                           for item in items]).astype(np.float64)
+        closest = np.full(len(items), -np.inf)  # max similarity to what is chosen so far
+    taken: list[int] = []
+    counts: dict[str, int] = {}
+    capped = 0
+    available = np.ones(len(items), dtype=bool)
+    while len(taken) < k and available.any():
+        if use_mmr and taken:
+            value = (1 - lam) * relevance - lam * np.maximum(closest, 0.0)
+        else:
+            value = relevance.copy()
+        value[~available] = -np.inf
+        best = int(np.argmax(value))  # ties: the earlier candidate
+        available[best] = False
+        key = cap_key(items[best]) if cap_key is not None and caps else None
+        if key is not None and caps is not None and key in caps:
+            if counts.get(key, 0) >= caps[key]:
+                capped += 1
+                continue
+            counts[key] = counts.get(key, 0) + 1
+        taken.append(best)
+        if use_mmr:
+            closest = np.maximum(closest, matrix @ matrix[best])
+    return [items[i] for i in taken], capped
+
+
+def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | None:
+    """Mean pairwise cosine distance (1 - cosine) of a list's item vectors; None below two.
+
+    >>> import numpy as np
+    >>> intra_list_diversity([np.array([1.0, 0.0]), np.array([0.0, 1.0])])
+    1.0
+    """
+    if len(vectors) < 2:
+        return None
+    matrix = np.stack(vectors).astype(np.float64)
+    sims = matrix @ matrix.T
+    n = len(vectors)
+    mean_sim = (sims.sum() - np.trace(sims)) / (n * (n - 1))
+    return float(1.0 - mean_sim)

@@ -1,0 +1,206 @@
+"""The ranking layer: from each user's candidate pool (model ranking merged with text
+neighbours, or trending) to the final explained list, for a whole micro-batch at once, on the
+scoring thread. In order, each step switchable in settings:
+
+1. **search** — the user's latest search (if recent) adds the items nearest to the query
+   and raises every candidate by its similarity to it (:mod:`~streams.ranking.search`);
+2. **rules** — the merchandiser's exclusions and boosts (:mod:`~streams.ranking.rules`);
+3. **selection** — maximal marginal relevance over item text with the category caps, cut to
+   ``k`` (:mod:`~streams.ranking.diversity`).
+
+While no step changes a user's list, its order and scores are the pool's as they came.
+Otherwise scores become relevance values: the pool's order mapped to (0, 1] (best 1), plus
+the search term, times any boost; comparable within one list only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.catalog.catalog import Catalog, ItemFacts
+from streams.ops.metrics import Metrics
+from streams.ranking.candidate import Candidate, Reason
+from streams.ranking.diversity import intra_list_diversity, select
+from streams.ranking.search import Encode, QueryEmbeddings, normalise_query, search_weight
+
+MIN_SEARCH_WEIGHT = 0.01
+"""A search that has faded below this no longer counts (about 6.6 half-lives)."""
+
+ApplyRules = Callable[[Sequence[Candidate], str], tuple[list[Candidate], dict[str, int]]]
+"""(candidates best first, user id) -> (kept candidates, items per rule id)."""
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    k: int
+    search_boost: float = 2.0
+    """Weight of a fresh search's similarity (0: searches are ignored)."""
+    search_half_life_s: float = 900.0
+    diversity_lambda: float = 0.0
+    """0: relevance order; towards 1: more varied lists."""
+    category_cap: int | None = None
+    """Most items of one root category per list (None: no cap)."""
+
+
+@dataclass(frozen=True)
+class UserPool:
+    """One user's input to the layer."""
+
+    user_id: str
+    pool: list[Candidate]
+    """Best first, already limited to items that may be recommended."""
+    search: tuple[str, int] | None = None
+    """The user's latest search: (query, event time ms)."""
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass
+class RankingReport:
+    seconds: float = 0.0
+    lists: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+    diversity: list[float] = field(default_factory=list)
+    """Intra-list diversity of each list whose items have text (for the histogram)."""
+    searches: int = 0
+
+
+@dataclass
+class RankingLayer:
+    config: RankingConfig
+    catalog: Catalog | None = None
+    encode: Callable[[], Encode | None] = lambda: None
+    """The text encoder when it is loaded (queries need it), else None."""
+    queries: QueryEmbeddings = field(default_factory=QueryEmbeddings)
+    rules: Callable[[], ApplyRules | None] = lambda: None
+    """The rules in force now (read once per batch: a rule change applies to the next)."""
+
+    def rank(self, users: Sequence[UserPool], now_ms: int
+             ) -> tuple[dict[str, list[Candidate]], RankingReport]:
+        started = time.perf_counter()
+        report = RankingReport()
+        searched = self._search_vectors(users, now_ms)
+        report.searches = len(searched)
+        found = self._query_neighbours(users, searched)
+        apply_rules = self.rules()
+        out: dict[str, list[Candidate]] = {}
+        for user in users:
+            pool = user.pool
+            if user.user_id in searched:
+                pool = self._steer(user, searched[user.user_id], found.get(user.user_id, []))
+            if apply_rules is not None:
+                pool, counts = apply_rules(pool, user.user_id)
+                for rule, count in counts.items():
+                    report.rules[rule] = report.rules.get(rule, 0) + count
+            out[user.user_id] = self._select(pool, report)
+        report.lists = len(users)
+        report.seconds = time.perf_counter() - started
+        return out, report
+
+    # --- search ---------------------------------------------------------------------------
+
+    def _search_vectors(self, users: Sequence[UserPool], now_ms: int
+                        ) -> dict[str, tuple[str, float, npt.NDArray[np.float32]]]:
+        """user -> (query, weight now, query vector) for users whose search still counts."""
+        config, encode = self.config, self.encode()
+        if config.search_boost <= 0 or encode is None or self.catalog is None:
+            return {}
+        live = {}
+        for user in users:
+            if user.search is None:
+                continue
+            query, at_ms = user.search
+            weight = search_weight(age_s=(now_ms - at_ms) / 1000,
+                                   half_life_s=config.search_half_life_s,
+                                   boost=config.search_boost)
+            if weight >= MIN_SEARCH_WEIGHT and query.strip():
+                live[user.user_id] = (query, weight)
+        if not live:
+            return {}
+        vectors = self.queries.lookup([q for q, _ in live.values()], encode)
+        return {user: (query, weight, vectors[normalise_query(query)])
+                for user, (query, weight) in live.items()
+                if np.any(vectors[normalise_query(query)])}
+
+    def _query_neighbours(self, users: Sequence[UserPool],
+                          searched: dict[str, tuple[str, float, npt.NDArray[np.float32]]]
+                          ) -> dict[str, list[tuple[str, float]]]:
+        if not searched or self.catalog is None:
+            return {}
+        order = [u.user_id for u in users if u.user_id in searched]
+        matrix = np.stack([searched[user][2] for user in order])
+        return dict(zip(order, self.catalog.nearest(matrix, self.config.k * 2), strict=True))
+
+    def _steer(self, user: UserPool, searched: tuple[str, float, npt.NDArray[np.float32]],
+               neighbours: list[tuple[str, float]]) -> list[Candidate]:
+        query, weight, vector = searched
+        assert self.catalog is not None
+        base = {c.item_id: (1.0 - i / max(len(user.pool), 1), c) for i, c in enumerate(user.pool)}
+        for item, _similarity in neighbours:
+            if item not in base and item not in user.exclude:
+                base[item] = (0.0, Candidate(item, 0.0, Reason.search(query)))
+        vectors = self.catalog.embeddings(list(base))
+        steered = []
+        for item, (relevance, candidate) in base.items():
+            item_vector = vectors.get(item)
+            similarity = 0.0 if item_vector is None else max(0.0, float(item_vector @ vector))
+            gain = weight * similarity
+            reason = Reason.search(query) if gain >= relevance else candidate.reason
+            steered.append(Candidate(item, relevance + gain, reason))
+        steered.sort(key=lambda c: -c.score)  # stable: pool order among equals
+        return steered
+
+    # --- selection ------------------------------------------------------------------------
+
+    def _select(self, pool: list[Candidate], report: RankingReport) -> list[Candidate]:
+        config, catalog = self.config, self.catalog
+        caps = None
+        cap_key = None
+        if config.category_cap is not None and catalog is not None:
+            cap_key = _root_category(catalog.facts)
+            categories = {cap_key(c.item_id) for c in pool} - {None}
+            caps = {category: config.category_cap for category in categories if category}
+        lam = config.diversity_lambda
+        vectors = (catalog.embeddings([c.item_id for c in pool])
+                   if catalog is not None and (lam > 0 or catalog.indexed) else {})
+        if lam <= 0 and not caps:
+            chosen = pool[: config.k]
+        else:
+            by_id = {c.item_id: c for c in pool}
+            scores = [(c.item_id, c.score) for c in pool]
+            ids, capped = select(scores, vectors, k=config.k, lam=lam, cap_key=cap_key,
+                                 caps=caps)
+            if capped:
+                report.rules["category_cap"] = report.rules.get("category_cap", 0) + capped
+            chosen = [by_id[item] for item in ids]
+        listed = [vectors[c.item_id] for c in chosen if c.item_id in vectors]
+        diversity = intra_list_diversity(listed)
+        if diversity is not None:
+            report.diversity.append(diversity)
+        return chosen
+
+
+def _root_category(facts: Callable[[str], ItemFacts | None]) -> Callable[[str], str | None]:
+    def root(item_id: str) -> str | None:
+        found = facts(item_id)
+        return found.category[0] if found is not None and found.category else None
+
+    return root
+
+
+
+def observe_ranking(metrics: Metrics, report: RankingReport) -> None:
+    """What one batch's ranking did, into the worker's metrics."""
+    metrics.ranking_seconds.observe(report.seconds)
+    for value in report.diversity:
+        metrics.recommendation_diversity.observe(value)
+    if report.searches:
+        metrics.searches_steering.inc(report.searches)
+    rule_counter = getattr(metrics, "rule_applied", None)
+    for rule, count in report.rules.items():
+        if rule_counter is not None:
+            rule_counter.labels(rule=rule).inc(count)

@@ -1,0 +1,133 @@
+"""The ranking layer over a tiny catalogue with hand-made 3-d 'text' vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from schemas.items import Item
+from streams.catalog.catalog import Catalog
+from streams.catalog.records import CatalogRecord
+from streams.ranking.candidate import Candidate, Reason, ReasonKind
+from streams.ranking.layer import RankingConfig, RankingLayer, UserPool
+from streams.ranking.search import QueryEmbeddings
+
+NOW = 1_795_456_800_000
+AXES = {"meter": (1, 0, 0), "glove": (0, 1, 0), "drill": (0, 0, 1)}
+
+
+def unit(values: Sequence[float]) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    catalog = Catalog(dimensions=3)
+    records = {}
+    for kind, axis in AXES.items():
+        for n in range(4):
+            item = f"{kind}-{n}"
+            wobble = np.array(axis, dtype=np.float32) + 0.05 * n * np.array((1, 1, 1))
+            records[item] = CatalogRecord(Item(item, item, category=(kind.title(),)), "h",
+                                          unit(wobble))
+    catalog.apply(records)
+    return catalog
+
+
+class FakeEncoder:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.stack([unit(AXES[next(k for k in AXES if k in t)]) for t in texts])
+
+
+def pool(*items: str, reason: Reason | None = None) -> list[Candidate]:
+    return [Candidate(item, 10.0 - i, reason or Reason.sequence())
+            for i, item in enumerate(items)]
+
+
+def layer(catalog: Catalog, encoder: FakeEncoder | None = None, **config: object
+          ) -> RankingLayer:
+    return RankingLayer(RankingConfig(k=3, **config), catalog=catalog,  # type: ignore[arg-type]
+                        encode=lambda: encoder, queries=QueryEmbeddings(100))
+
+
+def test_with_nothing_to_do_the_pool_is_cut_unchanged(catalog: Catalog) -> None:
+    ranked, report = layer(catalog).rank(
+        [UserPool("u", pool("meter-0", "meter-1", "glove-0", "drill-0"))], NOW)
+    assert ranked["u"] == pool("meter-0", "meter-1", "glove-0")
+    assert report.lists == 1 and len(report.diversity) == 1
+
+
+def test_a_search_alone_brings_matching_items_first(catalog: Catalog) -> None:
+    encoder = FakeEncoder()
+    trending = pool("meter-0", "meter-1", "glove-0", reason=Reason.trending())
+    ranked, report = layer(catalog, encoder).rank(
+        [UserPool("new", trending, search=("cordless DRILL ", NOW - 1000))], NOW)
+    items = ranked["new"]
+    assert [c.item_id for c in items] == ["drill-0", "drill-1", "drill-2"]
+    assert all(c.reason == Reason.search("cordless DRILL ") for c in items)
+    assert report.searches == 1 and encoder.calls == [["cordless drill"]]
+
+
+def test_a_search_fades_with_its_half_life(catalog: Catalog) -> None:
+    encoder = FakeEncoder()
+    base = pool("meter-0", "meter-1", "meter-2")
+    fresh, _ = layer(catalog, encoder, search_boost=2.0).rank(
+        [UserPool("u", base, search=("glove", NOW))], NOW)
+    stale, report = layer(catalog, encoder, search_boost=2.0).rank(
+        [UserPool("u", base, search=("glove", NOW - 3_600_000 * 10))], NOW)
+    assert fresh["u"][0].item_id.startswith("glove")
+    assert stale["u"] == base and report.searches == 0
+
+
+def test_queries_are_embedded_once(catalog: Catalog) -> None:
+    encoder = FakeEncoder()
+    ranking = layer(catalog, encoder)
+    for user in ("a", "b"):
+        ranking.rank([UserPool(user, pool("meter-0"), search=("Glove", NOW))], NOW)
+    ranking.rank([UserPool("c", pool("meter-0"), search=("glove ", NOW))], NOW)
+    assert encoder.calls == [["glove"]]
+
+
+def test_searches_are_off_without_an_encoder_or_with_zero_boost(catalog: Catalog) -> None:
+    base = pool("meter-0", "meter-1", "meter-2")
+    for ranking in (layer(catalog, None), layer(catalog, FakeEncoder(), search_boost=0.0)):
+        ranked, _ = ranking.rank([UserPool("u", base, search=("glove", NOW))], NOW)
+        assert ranked["u"] == base
+
+
+def test_diversity_spreads_the_list_over_topics(catalog: Catalog) -> None:
+    candidates = pool("meter-0", "meter-1", "meter-2", "glove-0", "drill-0")
+    plain, plain_report = layer(catalog).rank([UserPool("u", candidates)], NOW)
+    varied, varied_report = layer(catalog, diversity_lambda=0.5).rank(
+        [UserPool("u", candidates)], NOW)
+    assert [c.item_id for c in plain["u"]] == ["meter-0", "meter-1", "meter-2"]
+    assert [c.item_id for c in varied["u"]] == ["meter-0", "glove-0", "drill-0"]
+    assert varied_report.diversity[0] > plain_report.diversity[0]
+
+
+def test_a_category_cap_limits_one_category_and_is_counted(catalog: Catalog) -> None:
+    ranked, report = layer(catalog, category_cap=2).rank(
+        [UserPool("u", pool("meter-0", "meter-1", "meter-2", "glove-0"))], NOW)
+    assert [c.item_id for c in ranked["u"]] == ["meter-0", "meter-1", "glove-0"]
+    assert report.rules == {"category_cap": 1}
+
+
+def test_rules_see_every_list_and_their_counts_are_reported(catalog: Catalog) -> None:
+    def no_gloves(candidates: Sequence[Candidate], user: str
+                  ) -> tuple[list[Candidate], dict[str, int]]:
+        kept = [c for c in candidates if not c.item_id.startswith("glove")]
+        return kept, {"no-gloves": len(candidates) - len(kept)}
+
+    ranking = RankingLayer(RankingConfig(k=3), catalog=catalog, rules=lambda: no_gloves)
+    ranked, report = ranking.rank(
+        [UserPool("u", pool("glove-0", "meter-0", "glove-1", "drill-0"))], NOW)
+    assert [c.item_id for c in ranked["u"]] == ["meter-0", "drill-0"]
+    assert report.rules == {"no-gloves": 2}
+    assert {c.reason.kind for c in ranked["u"]} == {ReasonKind.SEQUENCE}
