@@ -17,6 +17,7 @@ it gets the zero vector (similar to nothing). Usage::
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,13 +68,12 @@ class TextEncoder:
     ) -> TextEncoder:
         """Open the verified model file; raises :class:`TextModelError`."""
         import onnxruntime as ort
-        import onnxruntime_extensions
 
         from models.serving import select_providers
 
         verify_model(path)
         options = ort.SessionOptions()
-        options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+        options.register_custom_ops_library(str(custom_ops_library()))
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
@@ -95,6 +95,20 @@ class TextEncoder:
             (vectors,) = self._session.run(None, {self._input: batch})
             out[chunk] = _unit(np.asarray(vectors, dtype=np.float32))
         return out
+
+
+def custom_ops_library() -> Path:
+    """The ``onnxruntime-extensions`` shared library (its SentencePiece tokenizer op), found
+    without importing the package: ``import onnxruntime_extensions`` imports PyTorch when it
+    is installed, which a worker must not pay for (the library itself needs no torch)."""
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        found = sorted(Path(location).glob("_extensions_pydll*.so"))
+        if found:
+            return found[0]
+    raise TextModelError("onnxruntime-extensions is not installed: pip install "
+                         "onnxruntime-extensions==0.15.2 (the tokenizer op of the text model)")
 
 
 def _unit(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

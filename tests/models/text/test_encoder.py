@@ -63,3 +63,18 @@ def test_a_damaged_model_file_is_refused(tmp_path: Path) -> None:
         verify_model(damaged)
     with pytest.raises(TextModelError, match="does not exist"):
         TextEncoder.load(tmp_path / "missing.onnx")
+
+
+def test_the_encoder_and_the_worker_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "import streams.app, streams.runner\n"
+             "from models.text.encoder import TextEncoder\n"
+             "TextEncoder.load().encode(['pH meter'])\n"
+             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n"
+             "assert 'onnx' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
