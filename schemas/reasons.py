@@ -66,8 +66,14 @@ class RejectReason(StrEnum):
     """The event decoded fine but the stream failed while processing it."""
 
     KEY_MISMATCH = "key_mismatch"
-    """An item record whose Kafka key is not the item_id it names (items topic only: the
-    topic is compacted by key, so such a record could never be replaced or removed)."""
+    """An item or rule record whose Kafka key is not the item_id or rule_id it names (items
+    and rules topics only: they are compacted by key, so such a record could never be
+    replaced or removed)."""
+
+    OVERSIZED_QUERY = "oversized_query"
+    """``properties.query`` is longer than the event schema allows: 512 characters on a search
+    (``schemas.events.MAX_QUERY_CHARS``), 1024 on the other event types. A search without a
+    query is ``missing_field``; a search with an ``item_id`` is ``schema_violation``."""
 
 
 class FallbackReason(StrEnum):

@@ -28,12 +28,14 @@ from prometheus_client import CollectorRegistry
 
 from schemas.events import DecodeLimits
 from schemas.reasons import RejectReason
+from schemas.rules import CategoryCap
 from streams import __version__
 from streams.catalog.catalog import Catalog
 from streams.catalog.follow import follow_catalog
 from streams.catalog.reader import CatalogReader
 from streams.catalog.store import CatalogStore
 from streams.ingest.agent import IngestAgent, IngestConfig
+from streams.ingest.batch import Pseudonymiser
 from streams.kafka.clients import faust_credentials
 from streams.ops.catalog_views import catalog_status, register_catalog_views
 from streams.ops.health import BrokerHealth, Readiness, aiokafka_connector
@@ -43,6 +45,8 @@ from streams.ops.routing import advertised_host
 from streams.ops.web import UsersApi, register_views
 from streams.ranking.layer import RankingConfig, RankingLayer
 from streams.ranking.search import QueryEmbeddings
+from streams.rules.book import RuleBook
+from streams.rules.follow import follow_rules
 from streams.scoring.scorer import (
     FALLBACK_REASONS,
     TEXT_UNAVAILABLE,
@@ -71,6 +75,7 @@ class Worker:
     scoring: ScoringStage
     readiness: Readiness
     catalog: CatalogReader
+    rules: RuleBook
 
     def is_ready(self) -> bool:
         return self.readiness.is_ready()
@@ -190,13 +195,13 @@ def create_worker(
         max_batch=settings.catalog_max_batch,
     )
     catalog_reader.load()
+    rules = rule_book(settings)
     layer = RankingLayer(
         RankingConfig(k=settings.top_k, search_boost=settings.search_boost,
                       search_half_life_s=settings.search_half_life_s,
-                      diversity_lambda=settings.diversity_lambda,
-                      category_cap=settings.category_cap),
+                      diversity_lambda=settings.diversity_lambda),
         catalog=catalog, encode=lambda: catalog_reader.encoder,
-        queries=QueryEmbeddings(settings.query_cache_size),
+        queries=QueryEmbeddings(settings.query_cache_size), rules=rules.current,
     )
     scoring = ScoringStage(
         scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"),
@@ -208,10 +213,11 @@ def create_worker(
     )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
                     trending=trending, scoring=scoring, readiness=readiness,
-                    catalog=catalog_reader)
+                    catalog=catalog_reader, rules=rules)
     _preinitialise_label_sets(metrics)
     _wire_agents(worker)
     _start_catalog(app, catalog_reader)
+    _start_rules(app, rules, settings.topic_rules)
     register_views(app, registry=metrics.registry, readiness=readiness, users=users,
                    users_api=UsersApi(settings.users_api_enabled, settings.users_api_token))
     register_catalog_views(app, catalog_reader)
@@ -230,6 +236,28 @@ def _load_encoder(settings: Settings) -> Callable[[Sequence[str]], Any]:
                                threads=settings.text_model_threads)
     log.info("text encoder %s on %s", encoder.name, encoder.provider)
     return encoder.encode
+
+
+def rule_book(settings: Settings) -> RuleBook:
+    """The rules from settings (``STREAMREC_RULES``, and ``STREAMREC_CATEGORY_CAP`` as the
+    rule ``category_cap``); the rules topic adds to and overrides them while running."""
+    rules = list(settings.rule_list)
+    if settings.category_cap is not None:
+        rules.append(CategoryCap(rule_id="category_cap", max_items=settings.category_cap))
+    key = settings.pseudonymisation_key
+    return RuleBook(rules, pseudonymise=Pseudonymiser(key.encode("utf-8")) if key else None)
+
+
+def _start_rules(app: faust.App, book: RuleBook, topic: str) -> None:
+    """Follow the rules topic for as long as the worker runs."""
+
+    async def follow() -> None:
+        servers = faust_aiokafka.server_list(app.conf.broker, 9092)
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(
+            app.conf.broker_credentials, app.conf.ssl_context)
+        await follow_rules(book, servers, auth, topic=topic)
+
+    app.task(follow)
 
 
 def _start_catalog(app: faust.App, reader: CatalogReader) -> None:
@@ -257,12 +285,15 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
         metrics.items_rejected.labels(reason=reason.value)
     for kind in ("upsert", "remove"):
         metrics.catalog_updates.labels(kind=kind)
+    for reason in RejectReason:
+        metrics.rules_rejected.labels(reason=reason.value)
 
 
 def _wire_agents(worker: Worker) -> None:
     settings, app = worker.settings, worker.app
     inputs = app.topic(*settings.input_topics, settings.topic_user_erasure,
-                       settings.topic_items, key_type=bytes, value_type=bytes)
+                       settings.topic_items, settings.topic_rules,
+                       key_type=bytes, value_type=bytes)
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)

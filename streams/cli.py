@@ -60,13 +60,15 @@ def _run_worker(args: argparse.Namespace) -> int:
 
 def _add_settings(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of every setting (the README's) instead")
     parser.set_defaults(handler=_run_settings)
 
 
 def _run_settings(args: argparse.Namespace) -> int:
-    from streams.settings import load_settings
+    from streams.settings import load_settings, settings_table
 
-    print(repr(load_settings()))
+    print(settings_table() if args.markdown else repr(load_settings()))
     return 0
 
 

@@ -1,7 +1,8 @@
 """The worker's settings: one frozen, validated object read from ``STREAMREC_*`` variables.
 
-Every field is typed, defaulted and documented; ``streamrec settings`` prints them, and the
-README's settings table is checked against the same descriptions by a test. An unknown
+Every field is typed, defaulted and documented; ``streamrec settings`` prints them, and
+``streamrec settings --markdown`` prints the README's settings table from the same
+descriptions (a test keeps the README equal to it). An unknown
 ``STREAMREC_*`` variable is a start-up error that names the closest valid one (a typo must
 not silently do nothing). Defaults are safe for production
 (RocksDB state, changelogs on) and fast for development (short group timeouts suit the
@@ -21,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import EventType
+from schemas.rules import Rule, parse_rule_list
 
 ENV_PREFIX = "STREAMREC_"
 
@@ -95,6 +97,11 @@ class Settings(BaseSettings):
         description="Catalogue topic (log-compacted, key = item_id, null value = removed); "
         "every worker reads all of it.",
     )
+    topic_rules: str = Field(
+        "rules",
+        description="Business-rules topic (log-compacted, key = rule_id, null value = "
+        "removed); every worker reads all of it and applies it live.",
+    )
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of every topic streamrec creates."
     )
@@ -153,6 +160,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Exclude items the user bought within this many days of their newest "
         "event; unset: every purchase kept in state (see max_purchased) is excluded forever.",
+    )
+    rules: str = Field(
+        "[]",
+        description="Business rules: a JSON array of rule objects (schemas/rule.schema.json: "
+        "exclusions, boosts, category caps, price ranges); a rule on the rules topic with the "
+        "same rule_id replaces one from here.",
     )
 
     # --- catalogue and text ------------------------------------------------------------
@@ -259,6 +272,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected e.g. kafka://host:9092, got {url!r}")
         return value
 
+    @field_validator("rules")
+    @classmethod
+    def _rules_are_valid(cls, value: str) -> str:
+        parse_rule_list(value)  # InvalidRuleError (a ValueError) names the rule and the fault
+        return value
+
     @model_validator(mode="after")
     def _timeouts_consistent(self) -> Settings:
         if self.broker_heartbeat_interval_s >= self.broker_session_timeout_s:
@@ -266,6 +285,11 @@ class Settings(BaseSettings):
         if self.broker_security_protocol.startswith("SASL") and not self.broker_sasl_username:
             raise ValueError("SASL needs STREAMREC_BROKER_SASL_USERNAME and _PASSWORD")
         return self
+
+    @property
+    def rule_list(self) -> tuple[Rule, ...]:
+        """The rules of ``STREAMREC_RULES``, decoded (they were validated at start-up)."""
+        return parse_rule_list(self.rules)
 
     @property
     def input_topics(self) -> tuple[str, ...]:
@@ -317,6 +341,16 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Broker URLs as ``host:port`` strings, for clients other than Faust."""
         return [url.split("://", 1)[1] for url in self.broker_url.split(";")]
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row: variable, default, description — the README's
+    settings table is this output (``streamrec settings --markdown``; a test compares)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "(unset)" if field.default is None else field.default
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows)
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -35,6 +35,7 @@ class IngestConfig:
     batch_max_events: int
     batch_max_seconds: float
     pseudonymiser: Pseudonymiser | None
+    rules_topic: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: DecodeLimits) -> IngestConfig:
@@ -47,6 +48,7 @@ class IngestConfig:
             batch_max_events=settings.batch_max_events,
             batch_max_seconds=settings.batch_max_seconds,
             pseudonymiser=Pseudonymiser(key.encode("utf-8")) if key else None,
+            rules_topic=settings.topic_rules,
         )
 
 
@@ -70,6 +72,7 @@ class IngestAgent:
                 pseudonymise=config.pseudonymiser,
                 erasure_topic=config.erasure_topic,
                 items_topic=config.items_topic,
+                rules_topic=config.rules_topic,
             )
             await self._send(batch)
 
@@ -105,8 +108,9 @@ class IngestAgent:
                     received_at_ms=now_ms(),
                 ),
             )
-            rejected = (metrics.items_rejected if message.topic == self.config.items_topic
-                        else metrics.events_rejected)
+            rejected = {self.config.items_topic: metrics.items_rejected,
+                        self.config.rules_topic: metrics.rules_rejected,
+                        }.get(message.topic, metrics.events_rejected)
             rejected.labels(reason=reason).inc()
             metrics.dead_letters.labels(reason=reason).inc()
         for (topic, event_type), count in batch.consumed.items():

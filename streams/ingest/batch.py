@@ -19,6 +19,7 @@ from schemas.contract import is_valid_id
 from schemas.events import DecodeLimits, Event, EventType, Rejection, decode_event
 from schemas.items import decode_item
 from schemas.reasons import RejectReason
+from schemas.rules import decode_rule
 from streams.kafka.partitioning import user_partition
 
 
@@ -84,6 +85,7 @@ def ingest(
     pseudonymise: Pseudonymiser | None = None,
     erasure_topic: str | None = None,
     items_topic: str | None = None,
+    rules_topic: str | None = None,
 ) -> IngestBatch:
     """Decode every message; group valid events by owning partition, collect dead letters.
 
@@ -91,7 +93,8 @@ def ingest(
     routed to the partition of the user they name, like events. Messages from
     ``items_topic`` are only validated here, so that a bad catalogue record is dead-lettered
     once — by the one worker whose group owns its partition; every worker's catalogue reader
-    applies the good ones (:mod:`streams.catalog`).
+    applies the good ones (:mod:`streams.catalog`). Messages from ``rules_topic`` likewise
+    (:mod:`streams.rules`).
     """
     batch = IngestBatch()
     for message in messages:
@@ -99,7 +102,10 @@ def ingest(
             _ingest_erasure(batch, message, partitions, pseudonymise)
             continue
         if message.topic == items_topic:
-            _check_item(batch, message)
+            _check(batch, message, decode_item(message.key, message.value), "item")
+            continue
+        if message.topic == rules_topic:
+            _check(batch, message, decode_rule(message.key, message.value), "rule")
             continue
         decoded = decode_event(message.value, message.topic, limits, now_ms)
         if isinstance(decoded, Rejection):
@@ -115,13 +121,13 @@ def ingest(
     return batch
 
 
-def _check_item(batch: IngestBatch, message: RawMessage) -> None:
-    decoded = decode_item(message.key, message.value)
+def _check(batch: IngestBatch, message: RawMessage, decoded: object, kind: str) -> None:
+    """A record of a topic every worker reads itself: only dead-letter it if bad."""
     if isinstance(decoded, Rejection):
         batch.dead_letters.append(DeadLetter(decoded, message))
         counter_key = (message.topic, "invalid")
     else:
-        counter_key = (message.topic, "item")
+        counter_key = (message.topic, kind)
     batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
 
 
@@ -180,7 +186,7 @@ def decode_bundle(payload: bytes) -> Bundle:
                 event_id=item["event_id"],
                 event_type=EventType(item["event_type"]),
                 user_id=item["user_id"],
-                item_id=item["item_id"],
+                item_id=item.get("item_id"),  # absent on a search
                 timestamp_ms=item["timestamp"],
                 session_id=item.get("session_id"),
                 properties=item.get("properties"),

@@ -30,11 +30,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_views, n, rf, {}),
         TopicSpec(settings.topic_clicks, n, rf, {}),
         TopicSpec(settings.topic_purchases, n, rf, {}),
+        TopicSpec(settings.topic_searches, n, rf, {}),
         TopicSpec(settings.topic_events_by_user, n, rf, {}),
         TopicSpec(settings.topic_recommendations, n, rf, compacted),
         TopicSpec(settings.topic_dead_letter, n, rf, {}),
         TopicSpec(settings.topic_user_erasure, n, rf, {}),
         TopicSpec(settings.topic_items, n, rf, compacted),
+        TopicSpec(settings.topic_rules, n, rf, compacted),
     ]
 
 

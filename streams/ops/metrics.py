@@ -78,6 +78,8 @@ class Metrics:
     catalog_embedding_failures: Counter
     items_rejected: Counter
     text_encoder_up: Gauge
+    rule_applied: Counter
+    rules_rejected: Counter
     ranking_seconds: Histogram
     recommendation_diversity: Histogram
     searches_steering: Counter
@@ -317,6 +319,17 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("text_encoder_up"),
             "1 when the text encoder is loaded, 0 when recommendations use ids only.",
             registry=registry,
+        ),
+        rule_applied=Counter(
+            name("rule_applied"),
+            "Items a business rule removed, re-scored or held back by a category cap, by "
+            "rule_id (one series per rule ever applied: bounded by the rules configured).",
+            ["rule"], registry=registry,
+        ),
+        rules_rejected=Counter(
+            name("rules_rejected"),
+            "Rule records sent to the dead-letter topic, by reason.",
+            ["reason"], registry=registry,
         ),
     )
     metrics.build_info.info({"version": version, "python": platform.python_version()})

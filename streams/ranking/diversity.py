@@ -1,20 +1,21 @@
-"""Choose the final list: maximal marginal relevance over item text, within category caps.
+"""Choose the final list: maximal marginal relevance over item text, within the caps.
 
 Greedy: at each step take the candidate maximising
 ``(1 - lam) * relevance - lam * max(cosine to the items already chosen)``; ``lam = 0`` is
 plain relevance order. Relevance is rescaled to [0, 1] first so ``lam`` means the same for
-every list. Items without a text embedding have similarity 0 to everything. A cap limits how
-many items of one category the list may hold (the skipped ones are counted).
+every list. Items without a text embedding have similarity 0 to everything. ``admit`` is
+asked before an item is taken (the category caps of :mod:`streams.ranking.rules`); an item
+it refuses is passed over.
 
 >>> import numpy as np
 >>> vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.99, 0.14]), "c": np.array([0.0, 1.0])}
 >>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], vectors, k=2, lam=0.0)
-(['a', 'b'], 0)
+['a', 'b']
 >>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], vectors, k=2, lam=0.7)
-(['a', 'c'], 0)
+['a', 'c']
 >>> select([("a", 3.0), ("b", 2.9), ("c", 1.0)], {}, k=2, lam=0.0,
-...        cap_key={"a": "Lab", "b": "Lab", "c": "Tools"}.get, caps={"Lab": 1})
-(['a', 'c'], 1)
+...        admit=lambda item: item != "b")
+['a', 'c']
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ def select(
     *,
     k: int,
     lam: float,
-    cap_key: Callable[[str], str | None] | None = None,
-    caps: Mapping[str, int] | None = None,
-) -> tuple[list[str], int]:
-    """The chosen item ids in order, and how many candidates a cap kept out."""
+    admit: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """The chosen item ids, in order."""
     if not candidates or k <= 0:
-        return [], 0
+        return []
     items = [item for item, _ in candidates]
     scores = np.array([score for _, score in candidates], dtype=np.float64)
     span = scores.max() - scores.min()
@@ -48,8 +48,6 @@ def select(
                            for item in items]).astype(np.float64)
         closest = np.full(len(items), -np.inf)  # max similarity to what is chosen so far
     taken: list[int] = []
-    counts: dict[str, int] = {}
-    capped = 0
     available = np.ones(len(items), dtype=bool)
     while len(taken) < k and available.any():
         if use_mmr and taken:
@@ -59,16 +57,12 @@ def select(
         value[~available] = -np.inf
         best = int(np.argmax(value))  # ties: the earlier candidate
         available[best] = False
-        key = cap_key(items[best]) if cap_key is not None and caps else None
-        if key is not None and caps is not None and key in caps:
-            if counts.get(key, 0) >= caps[key]:
-                capped += 1
-                continue
-            counts[key] = counts.get(key, 0) + 1
+        if admit is not None and not admit(items[best]):
+            continue
         taken.append(best)
         if use_mmr:
             closest = np.maximum(closest, matrix @ matrix[best])
-    return [items[i] for i in taken], capped
+    return [items[i] for i in taken]
 
 
 def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | None:

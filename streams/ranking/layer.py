@@ -5,8 +5,8 @@ scoring thread. In order, each step switchable in settings:
 1. **search** — the user's latest search (if recent) adds the items nearest to the query
    and raises every candidate by its similarity to it (:mod:`~streams.ranking.search`);
 2. **rules** — the merchandiser's exclusions and boosts (:mod:`~streams.ranking.rules`);
-3. **selection** — maximal marginal relevance over item text with the category caps, cut to
-   ``k`` (:mod:`~streams.ranking.diversity`).
+3. **selection** — maximal marginal relevance over item text within the rules' category
+   caps, cut to ``k`` (:mod:`~streams.ranking.diversity`).
 
 While no step changes a user's list, its order and scores are the pool's as they came.
 Otherwise scores become relevance values: the pool's order mapped to (0, 1] (best 1), plus
@@ -16,7 +16,7 @@ the search term, times any boost; comparable within one list only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,14 +26,11 @@ from streams.catalog.catalog import Catalog, ItemFacts
 from streams.ops.metrics import Metrics
 from streams.ranking.candidate import Candidate, Reason
 from streams.ranking.diversity import intra_list_diversity, select
+from streams.ranking.rules import CapTracker, RuleSet, apply_rules
 from streams.ranking.search import Encode, QueryEmbeddings, normalise_query, search_weight
 
 MIN_SEARCH_WEIGHT = 0.01
 """A search that has faded below this no longer counts (about 6.6 half-lives)."""
-
-ApplyRules = Callable[[Sequence[Candidate], str], tuple[list[Candidate], dict[str, int]]]
-"""(candidates best first, user id) -> (kept candidates, items per rule id)."""
-
 
 @dataclass(frozen=True)
 class RankingConfig:
@@ -43,8 +40,6 @@ class RankingConfig:
     search_half_life_s: float = 900.0
     diversity_lambda: float = 0.0
     """0: relevance order; towards 1: more varied lists."""
-    category_cap: int | None = None
-    """Most items of one root category per list (None: no cap)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class RankingLayer:
     encode: Callable[[], Encode | None] = lambda: None
     """The text encoder when it is loaded (queries need it), else None."""
     queries: QueryEmbeddings = field(default_factory=QueryEmbeddings)
-    rules: Callable[[], ApplyRules | None] = lambda: None
+    rules: Callable[[], RuleSet | None] = lambda: None
     """The rules in force now (read once per batch: a rule change applies to the next)."""
 
     def rank(self, users: Sequence[UserPool], now_ms: int
@@ -86,17 +81,19 @@ class RankingLayer:
         searched = self._search_vectors(users, now_ms)
         report.searches = len(searched)
         found = self._query_neighbours(users, searched)
-        apply_rules = self.rules()
+        ruleset = self.rules()
+        if ruleset is not None and not len(ruleset):
+            ruleset = None
         out: dict[str, list[Candidate]] = {}
         for user in users:
             pool = user.pool
             if user.user_id in searched:
                 pool = self._steer(user, searched[user.user_id], found.get(user.user_id, []))
-            if apply_rules is not None:
-                pool, counts = apply_rules(pool, user.user_id)
-                for rule, count in counts.items():
-                    report.rules[rule] = report.rules.get(rule, 0) + count
-            out[user.user_id] = self._select(pool, report)
+            if ruleset is not None:
+                applied = apply_rules(ruleset, pool, user.user_id, self._facts)
+                _add(report.rules, applied.counts)
+                pool = applied.candidates
+            out[user.user_id] = self._select(pool, ruleset, report)
         report.lists = len(users)
         report.seconds = time.perf_counter() - started
         return out, report
@@ -156,26 +153,26 @@ class RankingLayer:
 
     # --- selection ------------------------------------------------------------------------
 
-    def _select(self, pool: list[Candidate], report: RankingReport) -> list[Candidate]:
+    def _facts(self, item_id: str) -> ItemFacts | None:
+        return None if self.catalog is None else self.catalog.facts(item_id)
+
+    def _select(self, pool: list[Candidate], ruleset: RuleSet | None, report: RankingReport
+                ) -> list[Candidate]:
         config, catalog = self.config, self.catalog
-        caps = None
-        cap_key = None
-        if config.category_cap is not None and catalog is not None:
-            cap_key = _root_category(catalog.facts)
-            categories = {cap_key(c.item_id) for c in pool} - {None}
-            caps = {category: config.category_cap for category in categories if category}
         lam = config.diversity_lambda
         vectors = (catalog.embeddings([c.item_id for c in pool])
-                   if catalog is not None and (lam > 0 or catalog.indexed) else {})
-        if lam <= 0 and not caps:
+                   if catalog is not None and catalog.indexed else {})
+        capped = ruleset is not None and ruleset.has_caps
+        if lam <= 0 and not capped:
             chosen = pool[: config.k]
         else:
+            tracker = CapTracker(ruleset) if ruleset is not None and capped else None
             by_id = {c.item_id: c for c in pool}
-            scores = [(c.item_id, c.score) for c in pool]
-            ids, capped = select(scores, vectors, k=config.k, lam=lam, cap_key=cap_key,
-                                 caps=caps)
-            if capped:
-                report.rules["category_cap"] = report.rules.get("category_cap", 0) + capped
+            ids = select([(c.item_id, c.score) for c in pool], vectors, k=config.k, lam=lam,
+                         admit=None if tracker is None else
+                         (lambda item: tracker.admit(item, self._facts(item))))
+            if tracker is not None:
+                _add(report.rules, tracker.counts)
             chosen = [by_id[item] for item in ids]
         listed = [vectors[c.item_id] for c in chosen if c.item_id in vectors]
         diversity = intra_list_diversity(listed)
@@ -184,13 +181,9 @@ class RankingLayer:
         return chosen
 
 
-def _root_category(facts: Callable[[str], ItemFacts | None]) -> Callable[[str], str | None]:
-    def root(item_id: str) -> str | None:
-        found = facts(item_id)
-        return found.category[0] if found is not None and found.category else None
-
-    return root
-
+def _add(total: dict[str, int], counts: Mapping[str, int]) -> None:
+    for rule, count in counts.items():
+        total[rule] = total.get(rule, 0) + count
 
 
 def observe_ranking(metrics: Metrics, report: RankingReport) -> None:
@@ -200,7 +193,5 @@ def observe_ranking(metrics: Metrics, report: RankingReport) -> None:
         metrics.recommendation_diversity.observe(value)
     if report.searches:
         metrics.searches_steering.inc(report.searches)
-    rule_counter = getattr(metrics, "rule_applied", None)
     for rule, count in report.rules.items():
-        if rule_counter is not None:
-            rule_counter.labels(rule=rule).inc(count)
+        metrics.rule_applied.labels(rule=rule).inc(count)

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from schemas.items import Item
+from schemas.rules import Boost, CategoryCap, ExcludeCategories
 from streams.catalog.catalog import Catalog
 from streams.catalog.records import CatalogRecord
 from streams.ranking.candidate import Candidate, Reason, ReasonKind
 from streams.ranking.layer import RankingConfig, RankingLayer, UserPool
+from streams.ranking.rules import RuleSet
 from streams.ranking.search import QueryEmbeddings
 
 NOW = 1_795_456_800_000
@@ -113,21 +115,32 @@ def test_diversity_spreads_the_list_over_topics(catalog: Catalog) -> None:
 
 
 def test_a_category_cap_limits_one_category_and_is_counted(catalog: Catalog) -> None:
-    ranked, report = layer(catalog, category_cap=2).rank(
+    rules = RuleSet.of([CategoryCap(rule_id="two-per-category", max_items=2)])
+    ranking = RankingLayer(RankingConfig(k=3), catalog=catalog, rules=lambda: rules)
+    ranked, report = ranking.rank(
         [UserPool("u", pool("meter-0", "meter-1", "meter-2", "glove-0"))], NOW)
     assert [c.item_id for c in ranked["u"]] == ["meter-0", "meter-1", "glove-0"]
-    assert report.rules == {"category_cap": 1}
+    assert report.rules == {"two-per-category": 1}
+
+
+def test_the_caps_hold_with_diversity_on_too(catalog: Catalog) -> None:
+    rules = RuleSet.of([CategoryCap(rule_id="one-each", max_items=1)])
+    ranking = RankingLayer(RankingConfig(k=3, diversity_lambda=0.3), catalog=catalog,
+                           rules=lambda: rules)
+    ranked, _ = ranking.rank(
+        [UserPool("u", pool("meter-0", "meter-1", "glove-0", "glove-1", "drill-0"))], NOW)
+    assert [c.item_id for c in ranked["u"]] == ["meter-0", "glove-0", "drill-0"]
 
 
 def test_rules_see_every_list_and_their_counts_are_reported(catalog: Catalog) -> None:
-    def no_gloves(candidates: Sequence[Candidate], user: str
-                  ) -> tuple[list[Candidate], dict[str, int]]:
-        kept = [c for c in candidates if not c.item_id.startswith("glove")]
-        return kept, {"no-gloves": len(candidates) - len(kept)}
-
-    ranking = RankingLayer(RankingConfig(k=3), catalog=catalog, rules=lambda: no_gloves)
-    ranked, report = ranking.rank(
-        [UserPool("u", pool("glove-0", "meter-0", "glove-1", "drill-0"))], NOW)
+    current = [RuleSet.of([ExcludeCategories(rule_id="no-gloves", categories=("Glove",))])]
+    ranking = RankingLayer(RankingConfig(k=3), catalog=catalog, rules=lambda: current[0])
+    users = [UserPool("u", pool("glove-0", "meter-0", "glove-1", "drill-0"))]
+    ranked, report = ranking.rank(users, NOW)
     assert [c.item_id for c in ranked["u"]] == ["meter-0", "drill-0"]
     assert report.rules == {"no-gloves": 2}
     assert {c.reason.kind for c in ranked["u"]} == {ReasonKind.SEQUENCE}
+    current[0] = RuleSet.of([Boost(rule_id="drills", factor=5.0, categories=("Drill",))])
+    ranked, report = ranking.rank(users, NOW)  # the next batch sees the new rules
+    assert ranked["u"][0] == Candidate("drill-0", ranked["u"][0].score, Reason.boosted("drills"))
+    assert report.rules == {"drills": 1}

@@ -1,0 +1,75 @@
+"""Rule records in the ingest agent: checked only, bad ones dead-lettered and counted once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from schemas.dead_letters import decode_dead_letter
+from schemas.events import DEFAULT_LIMITS
+from schemas.reasons import RejectReason
+from streams.ingest.agent import IngestAgent, IngestConfig
+from streams.ingest.batch import RawMessage, ingest
+from streams.ops.metrics import create_metrics
+from streams.settings import Settings
+
+NOW = 1_795_456_800_000
+GOOD = {"rule_id": "fresh", "kind": "exclude_purchased", "days": 30}
+
+
+def rule(key: bytes | None, value: bytes | None, offset: int) -> RawMessage:
+    return RawMessage("rules", 0, offset, NOW, key, value)
+
+
+MESSAGES = [
+    rule(b"fresh", orjson.dumps(GOOD), 1),
+    rule(b"fresh", None, 2),  # a tombstone is a valid removal
+    rule(b"other", orjson.dumps(GOOD), 3),
+    rule(b"promo", orjson.dumps({"rule_id": "promo", "kind": "boost", "brands": ["A"],
+                                 "factor": 99}), 4),
+    rule(b"x", b"{not json", 5),
+]
+
+
+@dataclass
+class RecordingTopic:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, **kwargs: Any) -> None:
+        self.sent.append(kwargs)
+
+
+def test_rule_records_are_only_checked_and_bad_ones_dead_lettered() -> None:
+    batch = ingest(MESSAGES, limits=DEFAULT_LIMITS, partitions=2, now_ms=NOW,
+                   items_topic="items", rules_topic="rules")
+    reasons = [(d.rejection.reason, d.message.offset) for d in batch.dead_letters]
+    assert reasons == [(RejectReason.KEY_MISMATCH, 3), (RejectReason.SCHEMA_VIOLATION, 4),
+                       (RejectReason.INVALID_JSON, 5)]
+    assert batch.bundles == {}
+    assert batch.consumed == {("rules", "rule"): 2, ("rules", "invalid"): 3}
+
+
+def test_the_agent_dead_letters_them_with_their_source_and_counts_them_as_rules() -> None:
+    config = IngestConfig.from_settings(Settings(), DEFAULT_LIMITS)
+    assert config.rules_topic == "rules"
+    metrics = create_metrics(CollectorRegistry())
+    dead_letters = RecordingTopic()
+    agent = IngestAgent(config, metrics, RecordingTopic(), dead_letters)
+    batch = ingest(MESSAGES, limits=DEFAULT_LIMITS, partitions=2, now_ms=NOW,
+                   items_topic=config.items_topic, rules_topic=config.rules_topic)
+    asyncio.run(agent._send(batch))
+    letters = [decode_dead_letter(sent["value"]) for sent in dead_letters.sent]
+    assert [(d["reason"], d["source"]["topic"], d["source"]["offset"]) for d in letters] == [
+        ("key_mismatch", "rules", 3), ("schema_violation", "rules", 4),
+        ("invalid_json", "rules", 5)]
+    registry = metrics.registry
+    assert registry.get_sample_value("streamrec_rules_rejected_total",
+                                     {"reason": "schema_violation"}) == 1
+    assert registry.get_sample_value("streamrec_events_rejected_total",
+                                     {"reason": "schema_violation"}) is None
+    assert registry.get_sample_value("streamrec_dead_letters_total",
+                                     {"reason": "invalid_json"}) == 1
