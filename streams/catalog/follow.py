@@ -8,7 +8,7 @@ watermark, see :mod:`streams.kafka.end_offsets`) say when the reader has caught 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streams.catalog.reader import CatalogReader
@@ -22,8 +22,8 @@ from streams.kafka.compacted import (
 
 
 async def follow_catalog(
-    reader: CatalogReader, bootstrap_servers: Sequence[str], client_kwargs: dict[str, Any],
-    *, fetch_max_wait_ms: int = 100,
+    reader: CatalogReader, bootstrap_servers: Sequence[str],
+    client_kwargs: Mapping[str, Any], *, fetch_max_wait_ms: int = 100,
 ) -> None:
     """Run until cancelled: apply every record of the items topic as it arrives. A failure
     (broker gone, a bug) is logged and the reader starts again from its stored offsets."""
@@ -34,8 +34,8 @@ async def follow_catalog(
 
 
 async def _follow(
-    reader: CatalogReader, bootstrap_servers: Sequence[str], client_kwargs: dict[str, Any],
-    fetch_max_wait_ms: int,
+    reader: CatalogReader, bootstrap_servers: Sequence[str],
+    client_kwargs: Mapping[str, Any], fetch_max_wait_ms: int,
 ) -> None:
     consumer = outside_group_consumer(bootstrap_servers, client_kwargs,
                                       client_id="streamrec-catalog",

@@ -52,7 +52,8 @@ class ContentIndex:
         if ids:
             for faiss_id in ids:
                 del self._items[faiss_id]
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            selector = np.asarray(ids, dtype=np.int64)  # faiss wraps it in an IDSelector
+            self._index.remove_ids(selector)  # type: ignore[arg-type]
 
     def search(self, queries: npt.NDArray[np.float32], k: int
                ) -> list[list[tuple[str, float]]]:

@@ -43,9 +43,7 @@ class CatalogStore:
     def records(self) -> Iterator[CatalogRecord]:
         """Every stored item; an undecodable record is logged and skipped (the topic still
         holds the item: it comes back with its next update)."""
-        for key, value in self._db.items(from_key=_ITEM):
-            if not key.startswith(_ITEM):
-                break
+        for _key, value in self._items(_ITEM):
             try:
                 yield CatalogRecord.from_bytes(value)
             except StateDecodeError as exc:
@@ -54,12 +52,18 @@ class CatalogStore:
     def positions(self) -> dict[int, int]:
         """Partition -> next offset to read."""
         out = {}
-        for key, value in self._db.items(from_key=_OFFSET):
-            if not key.startswith(_OFFSET):
-                break
+        for key, value in self._items(_OFFSET):
             (partition,) = _PARTITION.unpack(key[1:])
             (out[partition],) = _POSITION.unpack(value)
         return out
+
+    def _items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys and values under ``prefix`` (raw mode: both are bytes)."""
+        for key, value in self._db.items(from_key=prefix):
+            if not (isinstance(key, bytes) and isinstance(value, bytes)
+                    and key.startswith(prefix)):
+                break
+            yield key, value
 
     def write(self, changes: Mapping[str, CatalogRecord | None],
               positions: Mapping[int, int]) -> None:

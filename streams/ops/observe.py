@@ -182,7 +182,7 @@ def register_observers(
         _sample_recovery(app, metrics, recovery_started)
         _sample_lag(app.consumer, metrics, watched_topics, lag_exported)
 
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # faust's stub: sync only
+    @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         metrics.rebalances.inc()
 

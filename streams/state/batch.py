@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.events import Event
@@ -116,15 +116,16 @@ def apply_batch(
 def update_trending(
     board: TrendingBoard,
     events: Iterable[Event],
-    weights: dict[str, float],
+    weights: Mapping[str, float],
     half_life_s: float,
     capacity: int,
 ) -> TrendingBoard:
-    """Fold this batch's interactions into the partition's trending board."""
+    """Fold this batch's item interactions into the partition's trending board; events
+    without an item (searches) are skipped."""
     return record_many(
         board,
         ((event.item_id, weights.get(event.event_type, 1.0), event.timestamp_ms)
-         for event in events),
+         for event in events if event.item_id is not None),
         half_life_s,
         capacity,
     )
