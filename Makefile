@@ -32,8 +32,8 @@ bench-guard: setup
 	$(VENV)/bin/streamrec bench --quick --runs 3 --systems baseline,streamrec --min-ratio 2
 
 lint: setup
-	$(VENV)/bin/ruff check streams models schemas tests
-	$(VENV)/bin/mypy streams models schemas
+	$(VENV)/bin/ruff check streams models schemas devtools tests
+	$(VENV)/bin/mypy streams models schemas devtools
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

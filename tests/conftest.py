@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.broker import EmbeddedBroker, start_broker
+from devtools.broker import EmbeddedBroker, start_broker
 
 
 @pytest.fixture(scope="session")

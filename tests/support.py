@@ -1,11 +1,12 @@
-"""Helpers shared by the integration tests: a worker subprocess, Kafka clients, polling."""
+"""Helpers shared by the integration tests: a worker subprocess, Kafka clients, polling.
+
+Starting, stopping and isolating workers, and producing, are the development tools' own
+(:mod:`devtools.processes`, :mod:`devtools.isolation`, :mod:`devtools.producers`): the tests
+drive workers exactly as the demo and the benchmarks do."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,10 +16,20 @@ from typing import Any, TypeVar
 
 import orjson
 
-from streams.broker import free_port
-from streams.demo.live import get_json
+from devtools import isolation
+from devtools.processes import (
+    get_json,
+    http_get,
+    kill_process_group,
+    log_tail,
+    start_worker,
+    stop_process,
+    wait_until_ready,
+)
+from devtools.producers import produce as produce_one
+from devtools.producers import send_raw
 from streams.kafka.clients import librdkafka_config
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -39,25 +50,10 @@ def wait_for(predicate: Callable[[], T], timeout_s: float, what: str,
 
 def isolated_settings(broker_url: str, tmp: Path, **overrides: Any) -> Settings:
     """Settings with a unique app id and topic names, so tests share one broker safely."""
-    tag = uuid.uuid4().hex[:8]
-    values: dict[str, Any] = dict(
-        broker_url=broker_url,
-        app_id=f"streamrec-{tag}",
-        topic_views=f"{tag}.views",
-        topic_clicks=f"{tag}.clicks",
-        topic_purchases=f"{tag}.purchases",
-        topic_recommendations=f"{tag}.recommendations",
-        topic_dead_letter=f"{tag}.streamrec.dlq",
-        topic_events_by_user=f"{tag}.events-by-user",
-        topic_user_erasure=f"{tag}.user_erasure",
-        topic_partitions=2,
-        data_dir=tmp / "state",
-        web_host="127.0.0.1",
-        web_port=free_port(),
-        batch_max_seconds=0.05,
-    )
+    values: dict[str, Any] = dict(topic_partitions=2, batch_max_seconds=0.05)
     values.update(overrides)
-    return load_settings(**values)
+    return isolation.isolated_settings(broker_url, tmp / "state", isolation.new_tag(),
+                                       **values)
 
 
 @dataclass
@@ -67,12 +63,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] = field(init=False)
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.settings.to_env()}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = start_worker(self.settings, self.log_path)
         return self
 
     @property
@@ -83,49 +74,24 @@ class WorkerProcess:
         return get_json(self.base_url + path)
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            return self.get("/readyz")[0] == 200
-
-        wait_for(ready, timeout_s, "worker /readyz")
+        wait_until_ready(self.process, self.settings, self.log_path, timeout_s=timeout_s,
+                         interval_s=0.1, tail_lines=60)
 
     def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGKILL: a crash, nothing flushed or committed."""
+        kill_process_group(self.process)
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, timeout_s)
 
 
 def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]]
             ) -> int:
     """Publish raw messages with confluent-kafka (an independent client); flush."""
-    from confluent_kafka import Producer
-
-    producer = Producer(librdkafka_config(settings, **{"linger.ms": 5}))
-    count = 0
-    for topic, key, value in messages:
-        producer.produce(topic, key=key, value=value)
-        count += 1
-        if count % 1000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(30)
-    if remaining:
-        raise AssertionError(f"{remaining} messages were not delivered")
-    return count
+    return send_raw(settings, messages, **{"linger.ms": 5})
 
 
 class TopicReader:
@@ -186,13 +152,7 @@ def produce_with_offsets(
 
     for topic, key, value in messages:
         where.append(None)
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value,
-                                 on_delivery=delivered(len(where) - 1))
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_one(producer, topic, key, value, on_delivery=delivered(len(where) - 1))
         producer.poll(0)
     if producer.flush(30) or errors:
         raise AssertionError(f"not all messages were delivered: {errors[:5]}")
@@ -204,16 +164,12 @@ def produce_with_offsets(
 def metric_values(base_url: str, name: str, label: str | None = None) -> dict[str, float]:
     """Samples called ``name`` on the worker's /metrics, keyed by the value of ``label``
     (or by all labels when ``label`` is None); {} when the worker does not answer."""
-    import urllib.error
-    import urllib.request
-
     from prometheus_client.parser import text_string_to_metric_families
 
-    try:
-        with urllib.request.urlopen(base_url + "/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError):
+    status, body = http_get(base_url + "/metrics", timeout_s=5)
+    if status != 200:
         return {}
+    text = body.decode()
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.demo.generator import GeneratorConfig, generate_events
+from devtools.demo.generator import GeneratorConfig, generate_events
 from tests.support import REPO
 
 

@@ -2,8 +2,9 @@
 
 Hypothesis draws the records (``tests/integration/bad_payloads.py``): for each reason the
 ingest path can give, records built to be wrong in exactly that way, plus valid events
-(some with null keys, RFC 3339 timestamps with offsets, unknown extra fields), all mixed
-and published with confluent-kafka to the three input topics and the erasure topic. Then:
+(some with null keys, RFC 3339 timestamps with offsets, unknown extra fields; searches among
+them), all mixed and published with confluent-kafka to the four input topics and the erasure
+topic. Then:
 
 * every bad record is in the dead-letter topic exactly once, found by its source
   (topic, partition, offset) and carrying the original key and value bytes and the reason
@@ -30,10 +31,11 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from streams.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from tests.integration.bad_payloads import (
+    EVENT_TYPES,
     INGEST_REASONS,
     KEYS,
     Case,
@@ -110,6 +112,7 @@ def test_every_bad_record_is_dead_lettered_once_with_its_reason(
     valid = [case for case in cases if case.reason is None]
     assert {case.reason for case in bad} == {str(r) for r in INGEST_REASONS}
     assert any(case.key is None for case in valid)
+    assert any(case.event_type == "search" for case in valid)
     worker.wait_ready()
 
     prefix = settings.topic_views.rsplit(".", 1)[0]
@@ -172,9 +175,7 @@ def test_every_bad_record_is_dead_lettered_once_with_its_reason(
 
     def states_complete() -> bool:
         return all(
-            user_counts(user) == ({t: counts[t] for t in
-                                   ("view", "click", "add_to_cart", "purchase")},
-                                  counts.total())
+            user_counts(user) == ({t: counts[t] for t in EVENT_TYPES}, counts.total())
             for user, counts in expected.items()
         )
 

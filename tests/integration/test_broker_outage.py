@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker, start_broker
+from devtools.broker import EmbeddedBroker, start_broker
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from tests.support import (

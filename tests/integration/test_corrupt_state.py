@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from rocksdict import Options, Rdict
 
-from streams.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from tests.support import (
     WorkerProcess,

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from devtools.broker import EmbeddedBroker
 from schemas.events import DecodeLimits, decode_event
 from streams.app import state_bounds
-from streams.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.state.user_state import UserState, apply_events

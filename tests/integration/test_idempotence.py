@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from tests.support import (

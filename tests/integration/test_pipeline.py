@@ -15,8 +15,8 @@ import jsonschema
 import orjson
 import pytest
 
+from devtools.broker import EmbeddedBroker
 from schemas.contract import load_schema
-from streams.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from tests.support import TopicReader, WorkerProcess, isolated_settings, produce, wait_for

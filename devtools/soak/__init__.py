@@ -8,13 +8,13 @@ on disk and the events/s the state stage processed, prints a table row and final
 everything as JSON, with a summary that says whether RSS and throughput level off while disk
 grows in proportion to users (bounded bytes per user).
 
-:mod:`~streams.soak.load` the synthetic user stream and its producer ·
-:mod:`~streams.soak.probe` RSS, disk usage and metric scraping ·
-:mod:`~streams.soak.run` the run itself (:func:`run_soak`) and its report ·
-:mod:`~streams.soak.command` the ``streamrec soak`` arguments.
+:mod:`~devtools.soak.load` the synthetic user stream and its producer ·
+:mod:`~devtools.soak.probe` RSS, disk usage and metric scraping ·
+:mod:`~devtools.soak.run` the run itself (:func:`run_soak`) and its report ·
+:mod:`~devtools.soak.command` the ``streamrec soak`` arguments.
 """
 
-from streams.soak.command import add_soak_arguments, run_soak_command
-from streams.soak.run import SoakConfig, SoakReport, run_soak
+from devtools.soak.command import add_soak_arguments, run_soak_command
+from devtools.soak.run import SoakConfig, SoakReport, run_soak
 
 __all__ = ["SoakConfig", "SoakReport", "add_soak_arguments", "run_soak", "run_soak_command"]

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,14 +17,23 @@ from typing import Any
 
 import orjson
 
-from streams.broker import free_port, start_broker
-from streams.demo.datasets import DATASETS, load_dataset
-from streams.demo.generator import GeneratorConfig, generate_events
-from streams.demo.live import OutputWatcher, get_json
-from streams.demo.replay import replay, send_raw
+from devtools.broker import start_broker
+from devtools.demo.datasets import DATASETS, load_dataset
+from devtools.demo.generator import GeneratorConfig, generate_events
+from devtools.demo.live import OutputWatcher
+from devtools.demo.replay import replay
+from devtools.isolation import run_settings
+from devtools.processes import (
+    get_json,
+    start_worker,
+    stop_process,
+    streamrec_command,
+    wait_until_ready,
+)
+from devtools.producers import send_raw
 from streams.errors import StreamrecError
 from streams.kafka.topics import create_topics
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 
 
 class DemoError(StreamrecError):
@@ -57,7 +63,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
-        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
+        # absolute: the worker runs in the checkout, not in this process's directory
+        workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="streamrec-demo-"))).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         if not args.keep_workdir and args.workdir is None:
             import shutil
@@ -71,11 +78,7 @@ def run_demo(args: argparse.Namespace) -> int:
             stack.callback(broker.stop)
             broker_url = broker.url
             _say(f"embedded Tansu broker (development only) on {broker.bootstrap}")
-        web_port = free_port()
-        settings = load_settings(
-            broker_url=broker_url, data_dir=workdir / "state",
-            web_port=web_port, web_host="127.0.0.1", model_dir=workdir / "model",
-        )
+        settings = run_settings(broker_url, workdir / "state", model_dir=workdir / "model")
         for name, outcome in create_topics(settings).items():
             _say(f"topic {name}: {outcome}")
 
@@ -91,9 +94,11 @@ def run_demo(args: argparse.Namespace) -> int:
         _train(train_file, workdir / "model", args.epochs)
 
         log_path = workdir / "worker.log"
-        worker = _start_worker(settings, log_path)
-        stack.callback(_stop_process, worker)
-        _wait_ready(settings, worker, log_path)
+        _say(f"starting worker; log: {log_path}")
+        worker = start_worker(settings, log_path)
+        stack.callback(stop_process, worker, 20.0)
+        wait_until_ready(worker, settings, log_path, timeout_s=120.0)
+        _say(f"worker ready; metrics at http://127.0.0.1:{settings.web_port}/metrics")
 
         watcher = OutputWatcher(settings)
         watcher.start()
@@ -109,6 +114,9 @@ def run_demo(args: argparse.Namespace) -> int:
         stats = replay(live_events, settings, rate_per_s=args.rate, on_progress=progress)
         _wait_drained(watcher, settings)
         elapsed = time.monotonic() - started
+        if worker.poll() is not None:
+            raise DemoError(f"the worker exited ({worker.returncode}) during the replay; "
+                            f"see {log_path} (rerun with --keep-workdir to keep it)")
         _summary(settings, watcher, live_events, stats.sent, elapsed)
     return 0
 
@@ -127,8 +135,8 @@ def _events(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _train(train_file: Path, out: Path, epochs: int) -> None:
-    command = [sys.executable, "-m", "streams.cli", "train", "--events", str(train_file),
-               "--out", str(out), "--epochs", str(epochs), "--no-progress"]
+    command = streamrec_command("train", "--events", str(train_file), "--out", str(out),
+                                "--epochs", str(epochs), "--no-progress")
     _say("training: " + " ".join(command[2:]))
     started = time.monotonic()
     result = subprocess.run(command, check=False)
@@ -138,29 +146,6 @@ def _train(train_file: Path, out: Path, epochs: int) -> None:
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
              if k in ("hr@20", "mrr@20", "cases")}
     _say(f"trained in {time.monotonic() - started:.0f}s; validation {shown}")
-
-
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings.to_env()}
-    _say(f"starting worker; log: {log_path}")
-    log = log_path.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], log_path: Path,
-                timeout_s: float = 120.0) -> None:
-    url = f"http://127.0.0.1:{settings.web_port}/readyz"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise DemoError(f"the worker exited ({worker.returncode}); see {log_path}")
-        status, _ = get_json(url)
-        if status == 200:
-            _say(f"worker ready; metrics at http://127.0.0.1:{settings.web_port}/metrics")
-            return
-        time.sleep(0.25)
-    raise DemoError(f"the worker was not ready within {timeout_s:.0f}s; see {log_path}")
 
 
 def _send_bad_examples(settings: Settings) -> None:
@@ -216,14 +201,3 @@ def _summary(settings: Settings, watcher: OutputWatcher, live: list[dict[str, An
         _say(f"    recommended    {items} (model {rec.get('model')}, "
              f"fallback {rec.get('fallback')})")
     _say(f"metrics: {base}/metrics (the worker stops when the demo ends)")
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -26,7 +26,7 @@ Both write their progress to ``--progress`` every 0.1 s (atomically): ``{"t": mo
 seconds, "inputs": events taken from the input topics, "events": events whose last step is
 done, "recs": recommendations sent, "cpu_s": utime + stime from /proc/self/stat, "ready":
 streamrec's own definition — tables recovered, not rebalancing}``.
-``python -m streams.bench.naive_app --help`` lists the options.
+``python -m devtools.bench.naive_app --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ PROGRESS_INTERVAL_S = 0.1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m streams.bench.naive_app")
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench.naive_app")
     parser.add_argument("--mode", choices=("baseline", "ceiling"), required=True)
     parser.add_argument("--broker", required=True, help="Faust broker URL")
     parser.add_argument("--app-id", required=True)
@@ -74,7 +74,7 @@ class Progress:
         self.recs = 0
 
     def write(self, ready: bool) -> None:
-        from streams.bench.procstat import parse_stat
+        from devtools.bench.procstat import parse_stat
 
         _ppid, own, waited = parse_stat(Path("/proc/self/stat").read_text())
         tmp = self.path.with_suffix(".tmp")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,22 +20,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streams.broker import free_port, start_broker
-from streams.demo.live import get_json
-from streams.errors import StreamrecError
-from streams.kafka.topics import create_topics
-from streams.settings import Settings, load_settings
-from streams.soak.load import (
+from devtools.broker import start_broker
+from devtools.isolation import run_settings
+from devtools.processes import start_worker, stop_process, wait_until_ready
+from devtools.soak.load import (
     HEAVY_PREFIX,
     LoadShape,
     ProducerProgress,
     produce_closed_loop,
     synthetic_events,
 )
-from streams.soak.probe import disk_bytes, processed_events, rss_bytes, scrape
+from devtools.soak.probe import disk_bytes, processed_events, rss_bytes, scrape
+from streams.errors import StreamrecError
+from streams.kafka.topics import create_topics
+from streams.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
+STOP_TIMEOUT_S = 30.0  # the worker commits and closes its RocksDB stores on SIGTERM
 
 
 class SoakError(StreamrecError):
@@ -123,7 +122,9 @@ class _Soak:
         config = self.config
         started = time.monotonic()
         with ExitStack() as stack:
-            workdir = config.workdir or Path(tempfile.mkdtemp(prefix="streamrec-soak-"))
+            # absolute: the worker runs in the checkout, not in this process's directory
+            workdir = (config.workdir or Path(tempfile.mkdtemp(prefix="streamrec-soak-"))
+                       ).resolve()
             workdir.mkdir(parents=True, exist_ok=True)
             if not config.keep_workdir:
                 stack.callback(shutil.rmtree, workdir, True)
@@ -136,10 +137,11 @@ class _Soak:
             settings = self._settings(broker_url, workdir)
             create_topics(settings)
             self.metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics"
-            worker = self._start_worker(settings, workdir / "worker.log")
-            stack.callback(_stop, worker)
+            log_path = workdir / "worker.log"
+            worker = start_worker(settings, log_path)
+            stack.callback(stop_process, worker, STOP_TIMEOUT_S)
             self.say(f"[soak] workdir {workdir}; worker pid {worker.pid}; broker {broker_url}")
-            self._wait_ready(settings, worker, workdir / "worker.log")
+            wait_until_ready(worker, settings, log_path, timeout_s=180.0, interval_s=0.5)
             stop = threading.Event()
             stack.callback(stop.set)
             producer = threading.Thread(
@@ -152,7 +154,7 @@ class _Soak:
             self._sample_until_drained(settings, worker, broker_pid, workdir, started)
             stop.set()
             producer.join(timeout=60)
-            _stop(worker)
+            stop_process(worker, STOP_TIMEOUT_S)
             record_sizes = user_record_sizes(settings.data_dir)
         report = SoakReport(
             config=asdict(config), samples=self.samples, record_sizes=record_sizes,
@@ -166,31 +168,11 @@ class _Soak:
 
     def _settings(self, broker_url: str, workdir: Path) -> Settings:
         config = self.config
-        return load_settings(
-            broker_url=broker_url, app_id="streamrec-soak",
-            data_dir=workdir / "state", web_host="127.0.0.1", web_port=free_port(),
+        return run_settings(
+            broker_url, workdir / "state", app_id="streamrec-soak",
             topic_partitions=config.partitions, standby_replicas=0, top_k=config.top_k,
             trending_capacity=config.trending_capacity, log_level="WARNING",
         )
-
-    def _start_worker(self, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **settings.to_env()}
-        with log_path.open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def _wait_ready(self, settings: Settings, worker: subprocess.Popen[bytes],
-                    log_path: Path, timeout_s: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise SoakError(f"the worker exited ({worker.returncode}); see {log_path}")
-            if get_json(f"http://127.0.0.1:{settings.web_port}/readyz")[0] == 200:
-                return
-            time.sleep(0.5)
-        raise SoakError(f"the worker was not ready within {timeout_s:.0f}s; see {log_path}")
 
     def processed(self) -> float:
         """The worker's processed-event count, re-read at most every quarter second."""
@@ -262,17 +244,6 @@ class _Soak:
         for key, value in report.summary.items():
             self.say(f"[soak]   {key}: {value}")
         self.say(f"[soak]   per-user records: {report.record_sizes}")
-
-
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def user_record_sizes(data_dir: Path) -> dict[str, Any]:

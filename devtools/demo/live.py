@@ -4,8 +4,6 @@ independent consumer, plus the worker's HTTP endpoints."""
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,14 +88,3 @@ class OutputWatcher:
         return {f"p{q}": values[min(len(values) - 1, int(len(values) * q / 100))]
                 for q in (50, 95, 99)}
 
-
-def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, Any]:
-    """GET a JSON document: (status, body); (0, None) when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        return exc.code, orjson.loads(body) if body else None
-    except (urllib.error.URLError, OSError):
-        return 0, None

@@ -11,29 +11,25 @@ harness measures every system identically:
   internal topic buffers; it is the "taken from the input" count), recommendations =
   ``streamrec_recommendations_emitted_total``;
   ready = ``/readyz`` answers 200 on every worker. CPU is read from ``/proc`` right after.
-* **baseline** / **ceiling** — :mod:`streams.bench.naive_app`; counts, readiness and the
+* **baseline** / **ceiling** — :mod:`devtools.bench.naive_app`; counts, readiness and the
   process's own ``/proc/self/stat`` CPU come from the progress file it rewrites every 0.1 s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from streams.bench.procstat import TreeMeter, peak_rss_bytes
+from devtools.bench.procstat import TreeMeter, peak_rss_bytes
+from devtools.processes import http_get, log_tail, spawn, stop_process, worker_command
 from streams.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 STATE_EVENTS_METRIC = "streamrec_batch_size_events_sum"
 INGEST_EVENTS_METRIC = "streamrec_events_consumed_total"
 RECS_METRIC = "streamrec_recommendations_emitted_total"
@@ -62,14 +58,9 @@ class Proc:
     env: dict[str, str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
 
     def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.command, env=self.env, cwd=REPO, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.popen = spawn(self.command, self.log_path, env=self.env)
 
     @property
     def pid(self) -> int:
@@ -84,25 +75,12 @@ class Proc:
             )
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM, then SIGKILL of its whole process group after ``timeout_s``."""
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=timeout_s)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # anything left in its session
-        self.popen.wait()
-        if self._log is not None:
-            self._log.close()
+        if self.popen is not None:
+            stop_process(self.popen, timeout_s)
 
 
 @dataclass
@@ -135,16 +113,6 @@ class System:
             proc.stop()
 
 
-def _get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-    except (urllib.error.URLError, OSError):
-        return 0, b""
-
-
 def metric_sums(text: str, names: tuple[str, ...]) -> dict[str, float]:
     """Sum every sample of each named metric (over all label sets) in Prometheus text."""
     sums: dict[str, float] = {}
@@ -170,8 +138,7 @@ class StreamrecSystem(System):
     def create(cls, name: str, worker_settings: list[Settings], logs: Path) -> StreamrecSystem:
 
         procs = [
-            Proc([sys.executable, "-m", "streams.cli", "worker"],
-                 {**os.environ, **s.to_env(), "PYTHONUNBUFFERED": "1"},
+            Proc(worker_command(), {**os.environ, **s.to_env(), "PYTHONUNBUFFERED": "1"},
                  logs / f"{s.app_id}-{s.worker_id}.log")
             for s in worker_settings
         ]
@@ -181,7 +148,7 @@ class StreamrecSystem(System):
         inputs = events = recs = 0.0
         up = 0
         for settings in self.worker_settings:
-            status, body = _get(f"http://127.0.0.1:{settings.web_port}/metrics")
+            status, body = http_get(f"http://127.0.0.1:{settings.web_port}/metrics")
             if status != 200:
                 continue
             up += 1
@@ -196,7 +163,7 @@ class StreamrecSystem(System):
         cpu = self._meter.cpu_seconds()
         if not self._ready_seen and up == len(self.worker_settings):
             self._ready_seen = all(
-                _get(f"http://127.0.0.1:{s.web_port}/readyz")[0] == 200
+                http_get(f"http://127.0.0.1:{s.web_port}/readyz")[0] == 200
                 for s in self.worker_settings
             )
         return Reading(t, inputs, events, recs, cpu, self._ready_seen)
@@ -204,7 +171,7 @@ class StreamrecSystem(System):
 
 @dataclass
 class NaiveSystem(System):
-    """A :mod:`streams.bench.naive_app` process (``baseline`` or ``ceiling``)."""
+    """A :mod:`devtools.bench.naive_app` process (``baseline`` or ``ceiling``)."""
 
     progress_path: Path = Path()
     _last: Reading = field(default_factory=lambda: Reading(0.0, 0.0, 0.0, 0.0, 0.0, False))
@@ -215,7 +182,7 @@ class NaiveSystem(System):
                logs: Path) -> NaiveSystem:
         progress = workdir / f"{settings.app_id}.progress.json"
         command = [
-            sys.executable, "-m", "streams.bench.naive_app", "--mode", mode,
+            sys.executable, "-m", "devtools.bench.naive_app", "--mode", mode,
             "--broker", settings.broker_url, "--app-id", settings.app_id,
             "--topics", ",".join(settings.input_topics),
             "--partitions", str(settings.topic_partitions),

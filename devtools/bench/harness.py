@@ -22,7 +22,6 @@ import contextlib
 import logging
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,20 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.bench.measure import (
+from devtools.bench.measure import (
     MeasurementError,
     Sample,
     first_output_s,
     rate_series,
     sustained,
 )
-from streams.bench.report import freshness_fields
-from streams.bench.systems import NaiveSystem, StreamrecSystem, System, SystemExitedError
-from streams.bench.traffic import OutputReader, offer, send_all
-from streams.broker import free_port
+from devtools.bench.report import freshness_fields
+from devtools.bench.systems import NaiveSystem, StreamrecSystem, System, SystemExitedError
+from devtools.bench.traffic import OutputReader, offer, send_all
+from devtools.isolation import isolated_settings
+from devtools.processes import spawn, stop_process
 from streams.errors import StreamrecError
 from streams.kafka.topics import create_topics, topic_specs
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +69,19 @@ class RunPlan:
     stall_s: float = 45.0
 
 
-def run_settings(plan: RunPlan, tag: str, partitions: int, **overrides: Any) -> Settings:
-    """streamrec settings naming this run's topics, app id and directories."""
-    values: dict[str, Any] = dict(
-        broker_url=plan.broker_url,
+def run_settings(plan: RunPlan, tag: str, partitions: int, *, data_dir: Path | None = None
+                 ) -> Settings:
+    """streamrec settings naming this run's topics (``<tag>.views`` ...), app id
+    (``bench-<tag>``), directories and a free web port."""
+    return isolated_settings(
+        plan.broker_url, data_dir or plan.workdir / tag / "state", tag,
         app_id=f"bench-{tag}",
-        topic_views=f"{tag}.views",
-        topic_clicks=f"{tag}.clicks",
-        topic_purchases=f"{tag}.purchases",
-        topic_recommendations=f"{tag}.recommendations",
-        topic_dead_letter=f"{tag}.dlq",
-        topic_events_by_user=f"{tag}.events-by-user",
-        topic_user_erasure=f"{tag}.user-erasure",
         topic_partitions=partitions,
-        data_dir=plan.workdir / tag / "state",
-        web_host="127.0.0.1",
-        web_port=free_port(),
         model_dir=plan.model_dir,
         broker_session_timeout_s=plan.session_timeout_s,
         broker_rebalance_timeout_s=plan.rebalance_timeout_s,
         broker_heartbeat_interval_s=plan.heartbeat_s,
     )
-    values.update(overrides)
-    return load_settings(**values)
 
 
 def make_system(plan: RunPlan, name: str, tag: str, workers: int, partitions: int
@@ -100,8 +90,7 @@ def make_system(plan: RunPlan, name: str, tag: str, workers: int, partitions: in
     if name == "streamrec":
         per_worker = [
             settings if i == 0 else run_settings(
-                plan, tag, partitions, web_port=free_port(),
-                data_dir=plan.workdir / tag / f"state-{i}")
+                plan, tag, partitions, data_dir=plan.workdir / tag / f"state-{i}")
             for i in range(workers)
         ]
         per_worker = [s.model_copy(update={"worker_id": f"w{i}"})
@@ -127,20 +116,12 @@ class Profiler:
                 "--profile needs py-spy: pip install 'streamrec[dev]' (or pip install py-spy)"
             )
         self.path = path
-        self.log = path.with_suffix(".log").open("wb")
-        self.popen = subprocess.Popen(
+        self.popen = spawn(
             [spy, "record", "-f", fmt, "-o", str(path), "-p", str(pid), "--rate", "100"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            path.with_suffix(".log"))
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)  # py-spy writes the profile on SIGINT
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.log.close()
+        stop_process(self.popen, 30.0, signum=signal.SIGINT)  # py-spy saves on SIGINT
 
 
 def _wait_ready(system: System, plan: RunPlan, probe_events: int) -> Sample:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from devtools.producers import produce
 from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
 
@@ -124,13 +125,8 @@ def produce_closed_loop(
                     "user_id": event.user_id, "item_id": event.item_id,
                     "timestamp": now_ms,
                 })
-                topic = settings.topic_for(event.event_type)
-                while True:
-                    try:
-                        producer.produce(topic, key=event.user_id.encode(), value=value)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce(producer, settings.topic_for(event.event_type),
+                        event.user_id.encode(), value)
                 seq += 1
                 batch += 1
                 progress.users = event.users_so_far

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from devtools.producers import produce
 from streams.kafka.clients import librdkafka_config
 from streams.settings import Settings
 
@@ -43,8 +44,9 @@ def replay(
             time.sleep(due - now)
         if restamp:
             event = {**event, "timestamp": time.time_ns() // 1_000_000}
-        _produce(producer, settings.topic_for(event["event_type"]),
-                 event["event_id"].encode(), orjson.dumps(event))
+        produce(producer, settings.topic_for(event["event_type"]),
+                event["event_id"].encode(), orjson.dumps(event))
+        producer.poll(0)
         stats.sent += 1
         if on_progress and time.monotonic() - last_report >= progress_every_s:
             stats.seconds = time.monotonic() - started
@@ -54,25 +56,3 @@ def replay(
     stats.seconds = time.monotonic() - started
     return stats
 
-
-def send_raw(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
-    """Send raw (topic, key, value) messages as they are — used to show the dead-letter path."""
-    from confluent_kafka import Producer
-
-    producer = Producer(librdkafka_config(settings))
-    count = 0
-    for topic, key, value in messages:
-        _produce(producer, topic, key, value)
-        count += 1
-    producer.flush(30)
-    return count
-
-
-def _produce(producer: Any, topic: str, key: bytes | None, value: bytes | None) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            break
-        except BufferError:
-            producer.poll(0.05)
-    producer.poll(0)

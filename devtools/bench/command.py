@@ -10,7 +10,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -18,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.bench import SYSTEMS
-from streams.bench.workload import DEFAULT_MIX, WorkloadConfig
+from devtools import CHECKOUT_ROOT
+from devtools.bench import SYSTEMS
+from devtools.bench.workload import DEFAULT_MIX, WorkloadConfig
+from devtools.processes import streamrec_command
 from streams.errors import StreamrecError
 
-# Imported by every ``streamrec`` invocation (the CLI builds this parser): keep the module
+# Imported whenever ``streamrec bench`` builds its parser (--help too): keep the module
 # light; what only a benchmark needs is imported in run_bench.
 
-REPO = Path(__file__).resolve().parents[2]
 FRESHNESS_POOL = 20_000
 
 
@@ -127,14 +127,14 @@ def _train(events: list[dict[str, Any]], workdir: Path, out: Path) -> Path:
     train_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     model_dir = workdir / "model"
     log_path = out / "train.log"
-    command = [sys.executable, "-m", "streams.cli", "train", "--events", str(train_file),
-               "--out", str(model_dir), "--epochs", "1", "--no-progress"]
+    command = streamrec_command("train", "--events", str(train_file), "--out",
+                                str(model_dir), "--epochs", "1", "--no-progress")
     _say(f"training the model on {len(events):,} events: streamrec train --epochs 1 "
          f"(log {log_path})")
     started = time.monotonic()
     with log_path.open("wb") as log:
-        result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                check=False)
+        result = subprocess.run(command, cwd=CHECKOUT_ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         raise BenchError(f"training the model failed (exit {result.returncode}); see {log_path}")
     _say(f"trained in {time.monotonic() - started:.0f}s")
@@ -165,10 +165,11 @@ def _line(result: dict[str, Any]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from streams.bench.harness import PROBE_EVENTS, RunPlan, run_once
-    from streams.bench.report import machine_info, plot, render, write_json
-    from streams.bench.workload import generate
-    from streams.broker import start_broker
+    from devtools.bench.harness import PROBE_EVENTS, RunPlan, run_once
+    from devtools.bench.report import plot, render, write_json
+    from devtools.bench.workload import generate
+    from devtools.broker import start_broker
+    from devtools.machine import machine_info
 
     d = QUICK if args.quick else FULL
     runs = args.runs or d.runs
@@ -178,10 +179,11 @@ def run_bench(args: argparse.Namespace) -> int:
     systems = [s for s in SYSTEMS if s in args.systems.split(",")]
     if args.min_ratio is not None and not {"baseline", "streamrec"} <= set(systems):
         raise BenchError("--min-ratio compares streamrec with baseline: add both to --systems")
-    out = args.out or REPO / "var" / "bench" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.out or CHECKOUT_ROOT / "var" / "bench" / time.strftime("%Y%m%dT%H%M%SZ",
+                                                                     time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
-    machine = machine_info(REPO)
+    machine = machine_info()
     config = {"quick": args.quick, "runs": runs, "events": events, "systems": systems,
               "workers": workers, "partitions": args.partitions,
               "freshness_seconds": freshness_s, "load_fraction": args.load_fraction,
@@ -230,7 +232,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if results["failures"]:
         return 1
     if args.min_ratio is not None:
-        from streams.bench.measure import ratio_guard
+        from devtools.bench.measure import ratio_guard
 
         verdict = ratio_guard(results["ratios"], args.min_ratio)
         if verdict is not None:
@@ -248,8 +250,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _measure(plan: Any, args: argparse.Namespace, systems: list[str], runs: int,
              workers: list[int], backlog: list[dict[str, Any]], probe: list[dict[str, Any]],
              pool: list[dict[str, Any]], out: Path, run_once: Any) -> dict[str, Any]:
-    from streams.bench.measure import median
-    from streams.bench.report import profile_summary, ratios, summarise
+    from devtools.bench.measure import median
+    from devtools.bench.report import profile_summary, ratios, summarise
 
     all_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
     failures: list[str] = []
@@ -296,7 +298,7 @@ def _measure(plan: Any, args: argparse.Namespace, systems: list[str], runs: int,
         _say("profiled run (not counted): " + _line(result))
         profile = {"path": str(path), "run": result}
         if path.exists():
-            profile["top"] = profile_summary(path, REPO)
+            profile["top"] = profile_summary(path, CHECKOUT_ROOT)
         else:
             failures.append(f"py-spy wrote no profile; see {path.with_suffix('.log')}")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from streams.soak import add_soak_arguments
-from streams.soak.load import HEAVY_PREFIX, REGULAR_PREFIX, LoadShape, synthetic_events
-from streams.soak.run import Sample, summarise
+from devtools.soak import add_soak_arguments
+from devtools.soak.load import HEAVY_PREFIX, REGULAR_PREFIX, LoadShape, synthetic_events
+from devtools.soak.run import Sample, summarise
 
 
 def test_every_regular_user_visits_the_configured_number_of_times() -> None:
