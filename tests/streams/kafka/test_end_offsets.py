@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.types import TP
 
-from streams.broker import EmbeddedBroker
+from devtools.broker import EmbeddedBroker
 from streams.kafka.end_offsets import exact_end_offsets
 
 
