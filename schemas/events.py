@@ -56,12 +56,27 @@ from schemas.timestamps import EPOCH, RFC3339_PATTERN
 
 
 class EventType(StrEnum):
-    """The four interactions an event can record (the event schema's ``event_type`` enum)."""
+    """What an event records (the event schema's ``event_type`` enum, in its order).
+
+    Stored state encodes a type by its index here: new types are only ever appended.
+    """
 
     VIEW = "view"
     CLICK = "click"
     ADD_TO_CART = "add_to_cart"
     PURCHASE = "purchase"
+    SEARCH = "search"
+    """A search: names no item (``item_id`` is None), carries ``query``."""
+
+    @property
+    def names_item(self) -> bool:
+        """True for the item interactions (every type but :attr:`SEARCH`)."""
+        return self is not EventType.SEARCH
+
+
+MAX_QUERY_CHARS: Final = 512
+"""Longest search query accepted (Unicode code points), the schema's bound; a longer one is
+dead-lettered as ``oversized_query``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,15 +90,30 @@ _RFC3339 = re.compile(RFC3339_PATTERN)
 @dataclass(frozen=True, slots=True)
 class Event:
     """One decoded, validated event. ``event_type`` is an :class:`EventType` (a ``str``);
-    ``properties`` is read-only (a mapping proxy over the decoded JSON object)."""
+    ``properties`` is read-only (a mapping proxy over the decoded JSON object). ``item_id``
+    is None for a search and only then; a search's text is :attr:`query`."""
 
     event_id: str
     event_type: EventType
     user_id: str
-    item_id: str
+    item_id: str | None
     timestamp_ms: int  # event time, ms since the epoch, UTC
     session_id: str | None = None
     properties: Mapping[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def query(self) -> str | None:
+        """What a search searched for (``properties.query``); None for every other type,
+        whose ``properties.query`` (the search that led to them), if any, stays in
+        ``properties``.
+
+        >>> Event("e1", EventType.SEARCH, "u1", None, 0, properties={"query": "red shoes"}).query
+        'red shoes'
+        """
+        if self.event_type != EventType.SEARCH or self.properties is None:
+            return None
+        query = self.properties.get("query")
+        return query if isinstance(query, str) else None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The canonical JSON form: integer ``timestamp`` in ms, absent optionals omitted.
@@ -95,9 +125,10 @@ class Event:
             "event_id": self.event_id,
             "event_type": str(self.event_type),
             "user_id": self.user_id,
-            "item_id": self.item_id,
-            "timestamp": self.timestamp_ms,
         }
+        if self.item_id is not None:
+            out["item_id"] = self.item_id
+        out["timestamp"] = self.timestamp_ms
         if self.session_id is not None:
             out["session_id"] = self.session_id
         if self.properties is not None:
@@ -122,6 +153,7 @@ def default_topic_event_types() -> Mapping[str, frozenset[EventType]]:
             "views": frozenset({EventType.VIEW}),
             "clicks": frozenset({EventType.CLICK, EventType.ADD_TO_CART}),
             "purchases": frozenset({EventType.PURCHASE}),
+            "searches": frozenset({EventType.SEARCH}),
         }
     )
 
@@ -144,7 +176,7 @@ class DecodeLimits:
     topic_event_types: Mapping[str, Collection[str]] = field(
         default_factory=default_topic_event_types, hash=False
     )
-    """Event types each topic may carry; a topic not in the map accepts all four. Stored as a
+    """Event types each topic may carry; a topic not in the map accepts every type. Stored as a
     read-only map of ``frozenset[EventType]``."""
     future_ms: int = field(init=False, repr=False, compare=False)
     past_ms: int = field(init=False, repr=False, compare=False)
@@ -182,6 +214,7 @@ DEFAULT_LIMITS: Final = DecodeLimits()
 
 _EVENT_TYPES: Final[Mapping[str, EventType]] = {t.value: t for t in EventType}
 _ID_FIELDS: Final = frozenset({"event_id", "user_id", "item_id", "session_id", "order_id"})
+_REQUIRED: Final = tuple(load_schema("event")["required"])  # of every type; see _missing_fields
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _SchemaError = fastjsonschema.JsonSchemaValueException
@@ -256,7 +289,7 @@ def decode_event(
         data["event_id"],
         event_type,
         data["user_id"],
-        data["item_id"],
+        data.get("item_id"),
         ts_ms,
         data.get("session_id"),
         None if properties is None else MappingProxyType(properties),
@@ -273,6 +306,9 @@ def decode_events(
     now = _now_ms() if now_ms is None else now_ms
     return [decode_event(raw, topic, limits, now) for raw in raws]
 
+
+_QUERY_TEXT: Final = re.compile(
+    load_schema("event")["then"]["properties"]["properties"]["properties"]["query"]["pattern"])
 _PROPERTY_CHECKS: Final[Mapping[str, Callable[[Any], bool]]] = {
     "price": lambda v: (type(v) is int or type(v) is float) and v >= 0,
     "quantity": lambda v: type(v) is int and v >= 1,
@@ -291,26 +327,38 @@ def _fast_event_ok(d: Any) -> bool:
         return False
     event_id = d.get("event_id")
     user_id = d.get("user_id")
-    item_id = d.get("item_id")
     event_type = d.get("event_type")
     session_id = d.get("session_id")
     if (
         type(event_id) is not str
         or type(user_id) is not str
-        or type(item_id) is not str
         or type(event_type) is not str
         or event_type not in _EVENT_TYPES
         or not 0 < len(event_id) <= 256
         or not 0 < len(user_id) <= 256
-        or not 0 < len(item_id) <= 256
     ):
         return False
-    if session_id is None:
+    properties = d.get("properties")
+    if event_type == "search":  # the schema's "then": no item_id, a non-blank query
+        if "item_id" in d or type(properties) is not dict:
+            return False
+        query = properties.get("query")
+        if (
+            type(query) is not str
+            or not 0 < len(query) <= MAX_QUERY_CHARS
+            or _QUERY_TEXT.search(query) is None
+        ):
+            return False
+        ids = event_id + user_id
+    else:  # the schema's "else": item_id required
+        item_id = d.get("item_id")
+        if type(item_id) is not str or not 0 < len(item_id) <= 256:
+            return False
         ids = event_id + user_id + item_id
-    elif type(session_id) is str and 0 < len(session_id) <= 256:
-        ids = event_id + user_id + item_id + session_id
-    else:
-        return False
+    if session_id is not None:
+        if type(session_id) is not str or not 0 < len(session_id) <= 256:
+            return False
+        ids += session_id
     if CONTROL_CHAR.search(ids) is not None:
         return False
     ts = d.get("timestamp")
@@ -321,7 +369,6 @@ def _fast_event_ok(d: Any) -> bool:
         return False
     if "schema_version" in d and d["schema_version"] != SCHEMA_VERSION:
         return False
-    properties = d.get("properties")
     if properties is not None:
         if type(properties) is not dict:
             return False
@@ -330,8 +377,10 @@ def _fast_event_ok(d: Any) -> bool:
             if check is not None and not check(value):
                 return False
     return True
+
+
 _FAST_PATH_SCHEMA_SHA256: Final = (
-    "1e24bf9325b52737d0f7a75874fe625e96617ad40b1f925398ff8f675306d483"
+    "585e806e556c175f49457e9f1dc21ed40d39488854cbce99a343f81dbcdae0f9"
 )
 FAST_PATH_ENABLED: Final = schema_fingerprint(load_schema("event")) == _FAST_PATH_SCHEMA_SHA256
 """False when event.schema.json has changed since ``_fast_event_ok`` was written against it:
@@ -365,11 +414,37 @@ def _schema_rejection(data: Any, exc: fastjsonschema.JsonSchemaValueException) -
             RejectReason.NOT_AN_OBJECT, f"top level is a JSON {_json_type(data)}, not an object"
         )
     event_id = _readable_event_id(data)
-    if rule == "required":
-        missing = sorted(set(exc.rule_definition) - data.keys())
+    is_search = data.get("event_type") == EventType.SEARCH.value
+    if rule == "not" or (is_search and path and path[0] == "item_id"):
         return Rejection(
-            RejectReason.MISSING_FIELD, f"missing required field(s): {', '.join(missing)}", event_id
+            RejectReason.SCHEMA_VIOLATION,
+            "a search names no item: item_id must be absent on a search event",
+            event_id,
         )
+    if rule == "required" or (
+        # null is the same as absent: a search whose properties or query is null has no query
+        is_search and value is None and path in (["properties"], ["properties", "query"])
+    ):
+        return Rejection(
+            RejectReason.MISSING_FIELD,
+            f"missing required field(s): {', '.join(_missing_fields(data))}",
+            event_id,
+        )
+    if path == ["properties", "query"] and isinstance(value, str):
+        if rule == "maxLength":
+            limit = MAX_QUERY_CHARS if is_search else exc.rule_definition
+            return Rejection(
+                RejectReason.OVERSIZED_QUERY,
+                f"properties.query is {len(value)} characters, the limit is {limit}",
+                event_id,
+            )
+        if rule in ("minLength", "pattern"):
+            return Rejection(
+                RejectReason.SCHEMA_VIOLATION,
+                f"a search's properties.query must hold a character other than whitespace, "
+                f"got {short(value)}",
+                event_id,
+            )
     if rule == "type" or (where == "event_type" and not isinstance(value, str)):
         expected = exc.rule_definition if rule == "type" else "string"
         if isinstance(expected, list):
@@ -409,6 +484,20 @@ def _schema_rejection(data: Any, exc: fastjsonschema.JsonSchemaValueException) -
         RejectReason.SCHEMA_VIOLATION, f"{where or 'event'}: {exc.message}"[:500], event_id
     )
 
+
+def _missing_fields(data: dict[str, Any]) -> list[str]:
+    """Every field the schema requires of ``data`` that it lacks (the validator names only
+    the first rule broken): the common ones, item_id unless it is a search, and a search's
+    query (``properties`` null counts as absent)."""
+    missing = [name for name in _REQUIRED if name not in data]
+    if data.get("event_type") != EventType.SEARCH.value:
+        if "item_id" not in data:
+            missing.append("item_id")
+    else:
+        properties = data.get("properties")
+        if not isinstance(properties, dict) or properties.get("query") is None:
+            missing.append("properties.query")
+    return missing
 
 
 def _readable_event_id(data: dict[str, Any]) -> str | None:

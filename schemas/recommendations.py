@@ -178,7 +178,7 @@ def _fast_reason_ok(reason: Any, texts: list[str]) -> bool:
 
 
 _RECOMMENDATION_FAST_PATH_SHA256: Final = (
-    "d2168d4e1b57bf0eb0c09e3ee9e84ab48501dd3f4743aebc909ec90f22c4b541"
+    "88e4c0b08813c8199f4f046b03c3b612e2d1a065960dd82c86104d4eff21cfb0"
 )
 RECOMMENDATION_FAST_PATH_ENABLED: Final = (
     schema_fingerprint(load_schema("recommendation")) == _RECOMMENDATION_FAST_PATH_SHA256

@@ -98,6 +98,7 @@ def state_bounds(settings: Settings) -> StateBounds:
         session_gap_s=settings.session_gap_s,
         reorder_window_s=settings.reorder_window_s,
         user_ttl_s=settings.user_ttl_s,
+        max_searches=settings.max_searches,
     )
 
 
@@ -304,6 +305,7 @@ def _wire_agents(worker: Worker) -> None:
     state = StateAgent(
         StateConfig.from_settings(settings), state_bounds(settings), worker.metrics,
         users=worker.users, trending=worker.trending, scoring=worker.scoring,
+        purchase_window=worker.rules.current,
         producer=app.producer, recommendations_topic=settings.topic_recommendations,
     )
     app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(ingest.__call__)

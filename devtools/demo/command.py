@@ -1,4 +1,5 @@
-"""``streamrec demo``: broker → topics → events → train → worker → replay → summary.
+"""``streamrec demo``: broker → topics → catalogue → events → train → worker → replay →
+summary → live showcase (text neighbours, a new item, out of stock, a search, a live rule).
 
 Everything it starts it stops again, also on Ctrl-C or an error, so no process is left.
 """
@@ -18,10 +19,12 @@ from typing import Any
 import orjson
 
 from devtools.broker import start_broker
-from devtools.demo.datasets import DATASETS, load_dataset
+from devtools.demo.catalog import generate_catalog, new_item
+from devtools.demo.datasets import DATASETS, load_catalog, load_dataset
 from devtools.demo.generator import GeneratorConfig, generate_events
 from devtools.demo.live import OutputWatcher
 from devtools.demo.replay import replay
+from devtools.demo.showcase import Showcase
 from devtools.isolation import run_settings
 from devtools.processes import (
     get_json,
@@ -82,6 +85,12 @@ def run_demo(args: argparse.Namespace) -> int:
         for name, outcome in create_topics(settings).items():
             _say(f"topic {name}: {outcome}")
 
+        catalog = _catalog(args)
+        if catalog:
+            send_raw(settings, [(settings.topic_items, r["item_id"].encode(), orjson.dumps(r))
+                                for r in catalog])
+            _say(f"published a catalogue of {len(catalog)} items to {settings.topic_items} "
+                 "(the worker embeds their text as it reads them)")
         events = _events(args)
         split = int(len(events) * args.train_fraction)
         train_events, live_events = events[:split], events[split:][: args.replay_events]
@@ -118,7 +127,37 @@ def run_demo(args: argparse.Namespace) -> int:
             raise DemoError(f"the worker exited ({worker.returncode}) during the replay; "
                             f"see {log_path} (rerun with --keep-workdir to keep it)")
         _summary(settings, watcher, live_events, stats.sent, elapsed)
+        if catalog:
+            _showcase(args, settings, watcher, catalog, events)
     return 0
+
+
+def _catalog(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.dataset == "synthetic":
+        return generate_catalog(_config(args))
+    if args.data_dir is None:
+        raise DemoError(f"--dataset {args.dataset} needs --data-dir")
+    return load_catalog(args.dataset, args.data_dir)
+
+
+def _config(args: argparse.Namespace) -> GeneratorConfig:
+    return GeneratorConfig(users=args.users, items=args.items, seed=args.seed)
+
+
+def _showcase(args: argparse.Namespace, settings: Settings, watcher: OutputWatcher,
+              catalog: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    by_id = {record["item_id"]: record for record in catalog}
+    popular = [item for item, _ in Counter(e["item_id"] for e in events).most_common()
+               if item in by_id]
+    like = popular[0]
+    if args.dataset == "synthetic":
+        fresh = new_item(_config(args), int(like.rsplit("-", 1)[1]), "demo-new-item")
+        query = "数字pH计"  # "digital pH meter": Chinese, finds English titles too
+    else:
+        fresh = {**by_id[like], "item_id": "demo-new-item",
+                 "title": by_id[like]["title"] + ", 2026 edition"}
+        query = " ".join(by_id[popular[1]]["title"].split()[:4])
+    Showcase(settings, watcher, by_id, _say).run(fresh, like, query)
 
 
 def _say(text: str) -> None:
@@ -127,8 +166,7 @@ def _say(text: str) -> None:
 
 def _events(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.dataset == "synthetic":
-        return generate_events(GeneratorConfig(users=args.users, items=args.items,
-                                               seed=args.seed))
+        return generate_events(_config(args))
     if args.data_dir is None:
         raise DemoError(f"--dataset {args.dataset} needs --data-dir")
     return load_dataset(args.dataset, args.data_dir)

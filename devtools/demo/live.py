@@ -39,6 +39,11 @@ class OutputWatcher:
         if self._thread:
             self._thread.join(timeout=10)
 
+    def latest_values(self) -> list[dict[str, Any]]:
+        """Each user's newest recommendation read so far."""
+        with self._lock:
+            return list(self.latest.values())
+
     def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
             return self.recommendations, self.dead_letters, self.fallbacks

@@ -16,6 +16,7 @@ micro-batch.
 from streams.state.bounds import (
     DEFAULT_TRENDING_WEIGHTS,
     EVENT_TYPES,
+    ITEM_EVENT_TYPES,
     InvalidBoundsError,
     StateBounds,
     StateDecodeError,
@@ -30,6 +31,8 @@ from streams.state.user_state import (
     Folded,
     Interaction,
     Outcome,
+    Purchase,
+    Search,
     UserState,
     apply_event,
     apply_events,
@@ -39,6 +42,7 @@ from streams.state.user_state import (
 __all__ = [
     "DEFAULT_TRENDING_WEIGHTS",
     "EVENT_TYPES",
+    "ITEM_EVENT_TYPES",
     "Applied",
     "EventCounts",
     "EventRef",
@@ -46,6 +50,8 @@ __all__ = [
     "Interaction",
     "InvalidBoundsError",
     "Outcome",
+    "Purchase",
+    "Search",
     "StateBounds",
     "StateDecodeError",
     "StateError",

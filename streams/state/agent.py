@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
 from streams.ranking.layer import observe_ranking
+from streams.ranking.rules import RuleSet
 from streams.scoring.scorer import (
     FALLBACK_SCORING_ERROR,
     TEXT_UNAVAILABLE,
@@ -83,6 +84,7 @@ class StateConfig:
     trending_half_life_s: float
     trending_capacity: int
     explain: bool = True
+    exclude_purchased_days: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StateConfig:
@@ -94,6 +96,7 @@ class StateConfig:
             trending_half_life_s=settings.trending_half_life_s,
             trending_capacity=settings.trending_capacity,
             explain=settings.explain,
+            exclude_purchased_days=settings.exclude_purchased_days,
         )
 
 
@@ -110,6 +113,9 @@ class StateAgent:
     producer: Any
     """The Faust app's producer; records go out below its per-message API."""
     recommendations_topic: str
+    purchase_window: Callable[[], RuleSet] | None = None
+    """The rules in force (their ``exclude_purchased`` rule sets how long a purchase keeps an
+    item out of the buyer's list; else ``exclude_purchased_days``)."""
     sweep_cursors: dict[int, bytes] = field(default_factory=dict)
     recommendation_partitions: int = 0
     boards: dict[int, tuple[bytes, TrendingBoard]] = field(default_factory=dict)
@@ -197,8 +203,12 @@ class StateAgent:
         self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput
     ) -> None:
         config, metrics = self.config, self.metrics
+        days = config.exclude_purchased_days
+        if self.purchase_window is not None:  # a live exclude_purchased rule wins
+            days = self.purchase_window().exclude_purchased_days(days)
         candidates = {
-            user: candidates_for(record.state, exclude_recent=config.exclude_recent)
+            user: candidates_for(record.state, exclude_recent=config.exclude_recent,
+                                 exclude_purchased_days=days)
             for user, record in update.users.items()
         }
         generated = now_ms()

@@ -32,8 +32,12 @@ class StateDecodeError(StateError, ValueError):
 
 
 EVENT_TYPES: Final = tuple(str(event_type) for event_type in EventType)
-"""The interaction types of the event contract, in the order compact encodings use (stored
+"""The event types of the event contract, in the order compact encodings use (stored
 records hold a type's index: a new type may only be appended to the schema's enum)."""
+
+ITEM_EVENT_TYPES: Final = tuple(str(t) for t in EventType if t.names_item)
+"""The types that name an item (all but search): what ``recent``, ``purchased`` and the
+trending board are made of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,10 @@ class StateBounds:
     max_sequence_len: int = 50
     """Interactions kept in ``recent`` (the model's input), newest by event time."""
     max_purchased: int = 200
-    """Purchased item ids kept (never recommended again), most recently bought; 0 keeps none."""
+    """Purchased items kept with the time of their latest purchase (excluded from
+    recommendations), most recently bought; 0 keeps none."""
+    max_searches: int = 5
+    """Search queries kept in ``searches``, newest by event time; 0 keeps none."""
     dedup_window: int = 100
     """Event ids remembered per user to drop redelivered duplicates."""
     session_gap_s: float = 1800.0
@@ -55,7 +62,8 @@ class StateBounds:
     """Users without events for this long (event time vs now) are expired."""
 
     def __post_init__(self) -> None:
-        for name, minimum in (("max_sequence_len", 1), ("max_purchased", 0), ("dedup_window", 1)):
+        for name, minimum in (("max_sequence_len", 1), ("max_purchased", 0),
+                              ("max_searches", 0), ("dedup_window", 1)):
             value = getattr(self, name)
             if type(value) is not int or value < minimum:
                 raise InvalidBoundsError(
@@ -74,7 +82,9 @@ class StateBounds:
 DEFAULT_TRENDING_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
     {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
 )
-"""How much one event of each type adds to an item's trending score."""
+"""How much one event of each item type adds to an item's trending score. Searches name no
+item, so they have no weight and never reach the board (``update_trending`` skips them); a
+weight of 0 would not do: the board keeps scores as logarithms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +98,15 @@ class TrendingConfig:
     weights: Mapping[str, float] = field(
         default_factory=lambda: DEFAULT_TRENDING_WEIGHTS, hash=False
     )
-    """Score added per event, by event type; must name all four types."""
+    """Score added per event, by event type; must name exactly the item types
+    (:data:`ITEM_EVENT_TYPES`)."""
 
     def __post_init__(self) -> None:
         check_half_life(self.half_life_s)
         check_capacity(self.capacity)
-        if set(self.weights) != set(EVENT_TYPES):
+        if set(self.weights) != set(ITEM_EVENT_TYPES):
             raise InvalidBoundsError(
-                f"TrendingConfig.weights must name exactly {', '.join(EVENT_TYPES)}: "
+                f"TrendingConfig.weights must name exactly {', '.join(ITEM_EVENT_TYPES)}: "
                 f"{sorted(self.weights)}"
             )
         for event_type, weight in self.weights.items():

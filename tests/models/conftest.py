@@ -3,7 +3,8 @@ directory, and the recommender factories the protocol contract suite
 (``test_protocol_contract.py``) runs against.
 
 Every ``SessionRecommender`` in ``models`` has a factory in :func:`contract_factories`
-(no exemption list): the baselines, the neural models, the ONNX artifact the stream serves
+(no exemption list): the baselines (text-kNN on tiny random text vectors), the neural
+models (text-aware ones with and without text), the ONNX artifact the stream serves
 (``OnnxRecommender``) and the evaluation's ``ReindexedRecommender`` around it. To put a new
 recommender under the contract, add a fast (tiny-config) factory there; every test taking
 ``recommender_factory`` then runs for it.
@@ -22,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.baselines import BASELINES
+from models.baselines import BASELINES, TEXT_BASELINES
 from models.evaluation import ReindexedRecommender
-from models.neural import NEURAL_MODELS, TINY_CONFIGS, TINY_SETTINGS
+from models.neural import NEURAL_MODELS, TEXT_ARCHITECTURES, TINY_CONFIGS, TINY_SETTINGS
 from models.protocol import SessionRecommender
 from models.serving import OnnxRecommender
 from models.vocabulary import Vocabulary
@@ -45,6 +46,16 @@ def make_sessions(n_sessions: int = 80, n_items: int = TINY_N_ITEMS, seed: int =
             session.insert(int(rng.integers(0, length)), int(rng.integers(1, n_items + 1)))
         sessions.append(session)
     return sessions
+
+
+def tiny_text_vectors(n_items: int = TINY_N_ITEMS, dim: int = 8, seed: int = 0) -> np.ndarray:
+    """``(n_items + 1, dim)`` unit "text" vectors, close for neighbouring items (a smooth
+    random walk); row 0 and every fifth item have no text (zero rows)."""
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(size=(n_items + 1, dim)), axis=0).astype(np.float32)
+    vectors = walk / np.linalg.norm(walk, axis=1, keepdims=True)
+    vectors[::5] = 0.0
+    return vectors
 
 
 @functools.cache
@@ -84,9 +95,18 @@ def contract_factories() -> dict[str, Callable[[], SessionRecommender]]:
         f"baseline-{name}": factory for name, factory in BASELINES.items()
     }
     factories.update({
+        f"baseline-{name}": partial(factory, tiny_text_vectors())
+        for name, factory in TEXT_BASELINES.items()
+    })
+    factories.update({
         f"neural-{name}": partial(NEURAL_MODELS[name], settings=TINY_SETTINGS,
                                   **TINY_CONFIGS[name])
         for name in NEURAL_MODELS
+    })
+    factories.update({  # text-aware models also with text (above: without, = id-only)
+        f"neural-{name}-text": partial(NEURAL_MODELS[name], settings=TINY_SETTINGS,
+                                       item_vectors=tiny_text_vectors(), **TINY_CONFIGS[name])
+        for name in TEXT_ARCHITECTURES
     })
     factories["onnx"] = onnx_recommender
     factories["reindexed-onnx"] = reindexed_onnx_recommender
@@ -99,6 +119,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "recommender_factory", list(factories.values()), ids=list(factories)
         )
+
+
+RECBOLE_HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+
+
+def prefix_rows(user: str, sequence: list[int], max_len: int = 50) -> list[str]:
+    """RecBole's training rows of one user: every prefix (last ``max_len`` items), newest
+    first."""
+    rows = []
+    for end in range(1, len(sequence)):
+        history = sequence[max(0, end - max_len) : end]
+        rows.append(f"{user}\t{' '.join(map(str, history))}\t{sequence[end]}\n")
+    return rows[::-1]
+
+
+def write_recbole_dataset(
+    directory: Path, sequences: dict[str, list[int]], name: str = "Tiny", n_items: int = 5
+) -> Path:
+    """A dataset whose users' full sequences are ``sequences`` (0-based item indices): all
+    but the last two items train, the second-to-last validates, the last tests."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = [f"I{i:02d}" for i in range(n_items)]
+    (directory / f"{name}.item2index").write_text("".join(f"{a}\t{i}\n" for i, a in enumerate(ids)))
+    texts = {a: f"Title {a}. Lab > Tools. Brand." for a in ids if a != "I02"}  # I02: none
+    (directory / f"{name}.text").write_text(
+        "item_id:token\ttext:token_seq\n" + "".join(f"{a}\t{t}\n" for a, t in texts.items())
+        + "UNKNOWN\tnot in the catalogue\n"
+    )
+    train, valid, test = [RECBOLE_HEADER], [RECBOLE_HEADER], [RECBOLE_HEADER]
+    for user, seq in sequences.items():
+        train += prefix_rows(user, seq[:-2])
+        valid.append(f"{user}\t{' '.join(map(str, seq[:-2][-50:]))}\t{seq[-2]}\n")
+        test.append(f"{user}\t{' '.join(map(str, seq[:-1][-50:]))}\t{seq[-1]}\n")
+    for part, rows in (("train", train), ("valid", valid), ("test", test)):
+        (directory / f"{name}.{part}.inter").write_text("".join(rows))
+    return directory
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 from models import serving
 from models.baselines import BASELINES, SequentialRules
 from models.cli_evaluate import EXIT_ERROR, EXIT_OK, add_evaluate_parser, run_evaluate
-from models.data import expand_prefixes, load_benchmark
+from models.data import expand_prefixes, hidden_items, load_benchmark
 from models.errors import InvalidInputError
 from models.evaluation import evaluate, evaluate_benchmark
 from models.protocol import SessionRecommender
 from models.vocabulary import Vocabulary
-from tests.models.conftest import TINY_N_ITEMS, make_sessions
+from tests.models.conftest import TINY_N_ITEMS, make_sessions, write_recbole_dataset
 
 JSON_KEYS = ["hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20", "cases"]
 
@@ -124,3 +124,74 @@ def test_model_directory_is_served_through_onnx_recommender(
     direct = evaluate(direct_model, bench.test_prefixes, bench.test_targets)
     for key in ("hr@10", "hr@20", "mrr@20", "ndcg@20"):
         assert served[key] == pytest.approx(direct[key])
+
+
+# ------------------------------------------------------------------ splits, protocols, text
+def test_cold_items_protocol_reports_it_and_an_id_model_scores_0(
+    benchmark_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--benchmark", str(benchmark_dir), "--model", "pop", "--protocol", "cold-items",
+            "--cold-seed", "1", "--cold-fraction", "0.3", "--json"]
+    assert run_evaluate(parse(argv)) == EXIT_OK
+    result = json.loads(capsys.readouterr().out)
+    assert result["protocol"] == "cold-items(seed=1, fraction=0.3)"
+    assert result["hidden_items"] == 9 and "by construction" in result["note"]
+    assert result["hr@20"] == 0.0 and result["ndcg@10"] == 0.0  # never saw them
+    hidden = set(hidden_items(TINY_N_ITEMS, 1, 0.3).tolist())
+    targets = load_benchmark(benchmark_dir).test_targets.tolist()
+    assert result["cases"] == sum(t in hidden for t in targets)
+    assert run_evaluate(parse(argv[:-1])) == EXIT_OK
+    assert "by construction" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_validation_split_and_baseline_overrides(
+    benchmark_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--benchmark", str(benchmark_dir), "--split", "valid", "--json"]
+    assert run_evaluate(parse([*base, "--model", "sknn"])) == EXIT_OK
+    default = json.loads(capsys.readouterr().out)
+    assert default["cases"] == len(load_benchmark(benchmark_dir).validation_view().test_prefixes)
+    assert run_evaluate(parse([*base, "--model", "sknn", "--set", "k=1",
+                               "--set", "recency_decay=none"])) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) != default
+    assert run_evaluate(parse([*base, "--model", "sknn", "--set", "nope=1"])) == EXIT_ERROR
+
+
+def test_textknn_reads_the_datas_item_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models import evaluation
+
+    sequences = {"0": [0, 1, 2, 3, 4], "1": [1, 2, 3, 4, 0]}
+    directory = write_recbole_dataset(tmp_path / "sci", sequences)
+    seen: list[tuple[str, ...] | None] = []
+
+    def vectors(benchmark):  # type: ignore[no-untyped-def]
+        seen.append(benchmark.item_texts)
+        return np.eye(6, 4, k=-1, dtype=np.float32)
+
+    monkeypatch.setattr(evaluation, "benchmark_item_vectors", vectors)
+    argv = ["--data-dir", str(directory), "--model", "textknn", "--json"]
+    assert run_evaluate(parse(argv)) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["cases"] == 2
+    assert seen and seen[0] is not None and seen[0][0].startswith("Title I00")
+
+
+def test_textknn_without_item_text_is_a_clear_error(
+    benchmark_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert run_evaluate(parse(["--benchmark", str(benchmark_dir), "--model", "textknn"])) == (
+        EXIT_ERROR
+    )
+    assert "no item text" in caplog.text
+
+
+def test_cold_items_refuses_a_model_trained_on_the_full_data(
+    benchmark_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.models.conftest import tiny_model_dir
+
+    argv = ["--benchmark", str(benchmark_dir), "--model", str(tiny_model_dir()),
+            "--protocol", "cold-items", "--cold-fraction", "0.3"]
+    assert run_evaluate(parse(argv)) == EXIT_ERROR
+    assert "may have seen the hidden items" in caplog.text

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import doctest
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 import pytest
 
+from schemas import events
+from schemas.contract import load_schema
 from schemas.errors import InvalidLimitsError
 from schemas.events import (
     DEFAULT_LIMITS,
+    MAX_QUERY_CHARS,
     DecodeLimits,
     Event,
     EventType,
@@ -29,6 +33,21 @@ BASE: dict[str, Any] = {
     "item_id": "sku-1",
     "timestamp": "2026-11-23T17:59:59.500Z",
 }
+
+
+SEARCH: dict[str, Any] = {
+    "event_id": "e-1",
+    "event_type": "search",
+    "user_id": "u-1",
+    "timestamp": "2026-11-23T17:59:59.500Z",
+    "properties": {"query": "red running shoes"},
+}
+
+
+def search(**changes: Any) -> bytes:
+    """SEARCH with fields replaced; a value of ... removes the field."""
+    data = {**SEARCH, **changes}
+    return orjson.dumps({k: v for k, v in data.items() if v is not ...})
 
 
 def doc(**changes: Any) -> bytes:
@@ -100,6 +119,28 @@ CASES: list[tuple[str, bytes | None, str, R]] = [
     ("negative price", doc(properties={"price": -1}), "views", R.SCHEMA_VIOLATION),
     ("zero quantity", doc(properties={"quantity": 0}), "views", R.SCHEMA_VIOLATION),
     ("long category", doc(properties={"category": "c" * 257}), "views", R.SCHEMA_VIOLATION),
+    # searches: no item, a query of 1-512 characters with one not whitespace
+    ("view without item_id", doc(item_id=...), "views", R.MISSING_FIELD),
+    ("search without properties", search(properties=...), "searches", R.MISSING_FIELD),
+    ("search with null properties", search(properties=None), "searches", R.MISSING_FIELD),
+    ("search without query", search(properties={"page": 2}), "searches", R.MISSING_FIELD),
+    ("search with null query", search(properties={"query": None}), "searches",
+     R.MISSING_FIELD),
+    ("search query a number", search(properties={"query": 42}), "searches", R.WRONG_TYPE),
+    ("search query 513 chars", search(properties={"query": "q" * 513}), "searches",
+     R.OVERSIZED_QUERY),
+    ("search query 5000 chars", search(properties={"query": "q" * 5000}), "searches",
+     R.OVERSIZED_QUERY),
+    ("view query 1025 chars", doc(properties={"query": "q" * 1025}), "views",
+     R.OVERSIZED_QUERY),
+    ("empty search query", search(properties={"query": ""}), "searches", R.SCHEMA_VIOLATION),
+    ("blank search query", search(properties={"query": " \t\r\n"}), "searches",
+     R.SCHEMA_VIOLATION),
+    ("search with item_id", search(item_id="sku-1"), "searches", R.SCHEMA_VIOLATION),
+    ("search with null item_id", search(item_id=None), "searches", R.SCHEMA_VIOLATION),
+    ("search with empty item_id", search(item_id=""), "searches", R.SCHEMA_VIOLATION),
+    ("search on views", search(), "views", R.WRONG_TOPIC),
+    ("view on searches", doc(), "searches", R.WRONG_TOPIC),
 ]
 
 
@@ -130,6 +171,53 @@ def test_missing_field_detail_names_the_fields() -> None:
     result = decode(doc(user_id=..., item_id=...))
     assert result.reason is R.MISSING_FIELD
     assert "item_id" in result.detail and "user_id" in result.detail
+    result = decode(search(user_id=..., properties=...), "searches")
+    assert result.reason is R.MISSING_FIELD
+    assert "user_id" in result.detail and "properties.query" in result.detail
+    assert "item_id" not in result.detail
+
+
+def test_search_rejections_say_what_to_fix() -> None:
+    assert "item_id must be absent" in decode(search(item_id="sku-1"), "searches").detail
+    assert "513 characters, the limit is 512" in decode(
+        search(properties={"query": "q" * 513}), "searches").detail
+    assert "the limit is 1024" in decode(doc(properties={"query": "q" * 1025})).detail
+    assert "whitespace" in decode(search(properties={"query": "  "}), "searches").detail
+
+
+def test_a_search_decodes_without_an_item() -> None:
+    event = decode(search(session_id="s-1", properties={"query": "red shoes", "page": 2}),
+                   "searches")
+    assert isinstance(event, Event)
+    assert event.event_type is EventType.SEARCH and not event.event_type.names_item
+    assert event.item_id is None
+    assert event.query == "red shoes"
+    assert event.properties == {"query": "red shoes", "page": 2}
+    assert "item_id" not in event.to_json_dict()
+    assert decode(orjson.dumps(event.to_json_dict()), "searches") == event
+
+
+@pytest.mark.parametrize(
+    "query", ["q", "q" * 512, "  padded  ", "\u00a0", "\u3000x", "Schuhe für Damen", "a\nb"]
+)
+def test_search_query_bounds(query: str) -> None:
+    event = decode(search(properties={"query": query}), "searches")
+    assert isinstance(event, Event), event
+    assert event.query == query  # kept as written, never trimmed
+
+
+def test_query_is_only_a_searchs() -> None:
+    # On a view, properties.query is the search that led to it: not the event's query.
+    event = decode(doc(properties={"query": "shoes"}))
+    assert isinstance(event, Event) and event.query is None and event.item_id == "sku-1"
+    assert Event("e", EventType.SEARCH, "u", None, 0).query is None
+    assert Event("e", EventType.SEARCH, "u", None, 0, properties={"query": 5}).query is None
+
+
+def test_max_query_chars_is_the_schemas_bound() -> None:
+    then = load_schema("event")["then"]["properties"]["properties"]["properties"]["query"]
+    assert then["maxLength"] == MAX_QUERY_CHARS == 512
+    assert [t for t in EventType if not t.names_item] == [EventType.SEARCH]
 
 
 def test_seconds_instead_of_milliseconds_gets_a_hint() -> None:
@@ -204,6 +292,8 @@ def test_payload_limit_is_inclusive() -> None:
 
 def test_routing_map() -> None:
     assert isinstance(decode(doc(event_type="add_to_cart"), "clicks"), Event)
+    assert isinstance(decode(search(), "searches"), Event)
+    assert isinstance(decode(search(), "replay"), Event)
     # A topic the map does not name accepts every type.
     assert isinstance(decode(doc(event_type="purchase"), "replay"), Event)
     custom = DecodeLimits(topic_event_types={"cart": {"add_to_cart"}})
@@ -258,3 +348,40 @@ def test_nothing_before_1970_even_with_wide_limits() -> None:
     result = decode(doc(timestamp="1969-12-31T23:59:59.999Z"), limits=wide)
     assert result.reason is R.TIMESTAMP_OUT_OF_RANGE
     assert "before 1970" in result.detail
+
+
+def test_the_fast_path_takes_valid_searches_and_leaves_the_rest_to_the_schema() -> None:
+    valid = [SEARCH, {**SEARCH, "session_id": "s", "properties": {"query": "q" * 512, "x": 1}}]
+    assert all(events._fast_event_ok(d) for d in valid)
+    invalid = [
+        {**SEARCH, "item_id": "sku-1"},
+        {**SEARCH, "properties": None},
+        {**SEARCH, "properties": {"query": ""}},
+        {**SEARCH, "properties": {"query": " \t"}},
+        {**SEARCH, "properties": {"query": "q" * 513}},
+        {k: v for k, v in SEARCH.items() if k != "properties"},
+        {**BASE, "item_id": None},
+        {k: v for k, v in BASE.items() if k != "item_id"},
+    ]
+    assert not any(events._fast_event_ok(d) for d in invalid)
+
+
+def test_docstring_examples_run() -> None:
+    assert doctest.testmod(events).failed == 0
+
+
+README_SEARCH = {
+    "event_id": "9b2f4c1e-5a7d-4e0b-8c3f-1d6a2e9b7c40",
+    "event_type": "search",
+    "user_id": "u-42",
+    "timestamp": "2026-11-23T17:59:30.250Z",
+    "session_id": "sess-7f3a",
+    "properties": {"query": "waterproof hiking boots"},
+}
+
+
+def test_the_readme_search_example_decodes_on_the_searches_topic() -> None:
+    event = decode(orjson.dumps(README_SEARCH), "searches")
+    assert isinstance(event, Event)
+    assert (event.event_type, event.item_id, event.query) == (
+        EventType.SEARCH, None, "waterproof hiking boots")

@@ -82,3 +82,27 @@ def test_to_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_field_is_documented() -> None:
     undocumented = [n for n, f in Settings.model_fields.items() if not f.description]
     assert undocumented == []
+
+
+def test_searches_have_their_own_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.topic_searches == "searches" == settings.topic_for("search")
+    assert settings.topic_searches in settings.input_topics
+    assert settings.topic_event_types[settings.topic_searches] == {EventType.SEARCH}
+    monkeypatch.setenv("STREAMREC_TOPIC_SEARCHES", "shop.searches")
+    assert load_settings().topic_for(EventType.SEARCH) == "shop.searches"
+
+
+def test_search_and_purchase_window_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.max_searches == 5 and settings.exclude_purchased_days is None
+    monkeypatch.setenv("STREAMREC_MAX_SEARCHES", "0")
+    monkeypatch.setenv("STREAMREC_EXCLUDE_PURCHASED_DAYS", "7.5")
+    settings = load_settings()
+    assert (settings.max_searches, settings.exclude_purchased_days) == (0, 7.5)
+    for variable, value in [("STREAMREC_MAX_SEARCHES", "-1"),
+                            ("STREAMREC_EXCLUDE_PURCHASED_DAYS", "0")]:
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(SettingsError, match=variable):
+            load_settings()
+        monkeypatch.delenv(variable)

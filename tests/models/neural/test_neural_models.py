@@ -1,5 +1,6 @@
 """Every neural model: causal training path == exported inference path, ONNX parity,
-determinism, and the SessionRecommender contract. Tiny dimensions: the file runs in seconds."""
+determinism, and the SessionRecommender contract. Tiny dimensions: the file runs in seconds.
+Text-aware models run here with random item text vectors (half the items without text)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from models.export import check_parity, export_onnx, random_prefixes
-from models.neural import ARCHITECTURES, NEURAL_MODELS, build_model
+from models.neural import ARCHITECTURES, NEURAL_MODELS, TEXT_ARCHITECTURES, build_model
 from models.neural.base import full_softmax_ce
 from models.neural.training import TrainSettings
 from models.onnx_contract import pad_batch
@@ -20,8 +21,23 @@ TINY = {
     "sessattn": {"dim": 16, "n_heads": 2, "max_seq_len": 8, "n_layers": 1, "neighbors": 4},
     "gru4rec": {"dim": 16, "max_seq_len": 8},
     "sasrec": {"dim": 16, "n_heads": 2, "n_layers": 1, "max_seq_len": 8},
+    "sessattn_text": {"dim": 16, "n_heads": 2, "max_seq_len": 8, "n_layers": 1, "neighbors": 4,
+                      "text_dim": 8, "text_hidden": 12},
 }
 NAMES = sorted(ARCHITECTURES)
+
+
+def text_vectors(seed: int = 0) -> np.ndarray:
+    """Random unit text vectors for items 1..N_ITEMS; even items have no text."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(N_ITEMS + 1, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[::2] = 0.0
+    return vectors
+
+
+def text_kwargs(name: str) -> dict:
+    return {"item_vectors": text_vectors()} if name in TEXT_ARCHITECTURES else {}
 
 
 def tiny_sessions(n: int = 120, seed: int = 0) -> list[list[int]]:
@@ -36,6 +52,11 @@ def tiny_sessions(n: int = 120, seed: int = 0) -> list[list[int]]:
 def tiny_model(name: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = build_model(name, N_ITEMS, **TINY[name])
+    if name in TEXT_ARCHITECTURES:
+        model.attach_text(text_vectors())
+        with torch.no_grad():  # a trained-like text projection (it starts at zero)
+            for param in model.text_proj.parameters():
+                param.normal_(std=0.3)
     model.prepare(tiny_sessions())  # e.g. fills SessAttn's neighbour tables
     return model.eval()
 
@@ -96,7 +117,7 @@ def test_same_seed_same_output(name: str) -> None:
     prefixes = [[1, 2], [7], [10, 11, 12]]
     scores = []
     for _ in range(2):
-        rec = NEURAL_MODELS[name](settings=settings, **TINY[name])
+        rec = NEURAL_MODELS[name](settings=settings, **text_kwargs(name), **TINY[name])
         rec.fit(sessions, N_ITEMS)
         scores.append(rec.score(prefixes))
     np.testing.assert_array_equal(scores[0], scores[1])
@@ -105,7 +126,7 @@ def test_same_seed_same_output(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_recommender_contract(name: str) -> None:
     settings = TrainSettings(max_epochs=1, batch_size=16, valid_fraction=0.0, progress=False)
-    rec = NEURAL_MODELS[name](settings=settings, **TINY[name])
+    rec = NEURAL_MODELS[name](settings=settings, **text_kwargs(name), **TINY[name])
     assert isinstance(rec, SessionRecommender)
     rec.fit(tiny_sessions(), N_ITEMS)
     prefixes = [[1, 2], [7], [10, 11, 12], []]
@@ -124,7 +145,8 @@ def test_trains_on_sessions_longer_than_it_reads(name: str) -> None:
     """Training windows hold max_seq_len + 1 items (the last one only as a target); a model
     must accept that width (SASRec's position table was one short: Diginetica crashed)."""
     settings = TrainSettings(max_epochs=1, batch_size=8, valid_fraction=0.0, progress=False)
-    rec = NEURAL_MODELS[name](settings=settings, **{**TINY[name], "max_seq_len": 4})
+    rec = NEURAL_MODELS[name](settings=settings, **text_kwargs(name),
+                              **{**TINY[name], "max_seq_len": 4})
     rec.fit([[1 + (start + i) % N_ITEMS for i in range(12)] for start in range(30)], N_ITEMS)
     assert np.isfinite(rec.score([list(range(1, 13))])[:, 1:]).all()
 

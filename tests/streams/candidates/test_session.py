@@ -80,3 +80,73 @@ def test_an_out_of_order_event_of_the_current_session_is_excluded_too() -> None:
     assert state.session_started_ms == T0
     assert candidates_for(state, exclude_recent=True).exclude == {"earlier", "later"}
 
+
+
+DAY_MS = 86_400_000
+
+
+def test_exclude_purchased_days_none_excludes_every_kept_purchase() -> None:
+    state = state_of(
+        event(1, EventType.PURCHASE, "long-ago", T0 - 400 * DAY_MS),  # late: still kept
+        event(2, EventType.PURCHASE, "today", T0),
+    )
+    assert candidates_for(state, exclude_recent=False).exclude == {"long-ago", "today"}
+    assert candidates_for(
+        state, exclude_recent=False, exclude_purchased_days=None).exclude == {"long-ago", "today"}
+
+
+def test_exclude_purchased_days_keeps_only_purchases_within_the_window() -> None:
+    state = state_of(
+        event(1, EventType.PURCHASE, "ten-days", T0 - 10 * DAY_MS),
+        event(2, EventType.PURCHASE, "edge", T0 - 7 * DAY_MS),
+        event(3, EventType.PURCHASE, "today", T0),
+    )
+    # default "now": the user's newest event time (event time, like the state)
+    assert candidates_for(
+        state, exclude_recent=False, exclude_purchased_days=7).exclude == {"edge", "today"}
+    assert candidates_for(
+        state, exclude_recent=False, exclude_purchased_days=0.5).exclude == {"today"}
+    later = T0 + 8 * DAY_MS
+    assert candidates_for(state, exclude_recent=False, exclude_purchased_days=7,
+                          now_ms=later).exclude == set()
+
+
+def test_a_repeat_purchase_renews_the_exclusion() -> None:
+    state = state_of(
+        event(1, EventType.PURCHASE, "coffee", T0 - 30 * DAY_MS),
+        event(2, EventType.PURCHASE, "coffee", T0),
+    )
+    assert candidates_for(
+        state, exclude_recent=False, exclude_purchased_days=7).exclude == {"coffee"}
+
+
+def test_exclude_recent_still_applies_with_a_purchase_window() -> None:
+    state = state_of(
+        event(1, EventType.PURCHASE, "old", T0 - 30 * DAY_MS),
+        event(2, EventType.VIEW, "seen", T0),
+    )
+    assert candidates_for(
+        state, exclude_recent=True, exclude_purchased_days=7).exclude == {"seen"}
+
+
+def test_the_latest_search_steers_and_never_joins_the_history() -> None:
+    def search(n: int, query: str, time_ms: int) -> Event:
+        return Event(f"s{n}", EventType.SEARCH, "u1", None, time_ms,
+                     properties={"query": query})
+
+    state = state_of(event(1, EventType.VIEW, "a", T0), search(2, "boots", T0 + MINUTE_MS),
+                     search(3, "red boots", T0 + 2 * MINUTE_MS))
+    cands = candidates_for(state, exclude_recent=True)
+    assert cands.history == ["a"]
+    assert cands.search == ("red boots", T0 + 2 * MINUTE_MS)
+    assert cands.exclude == {"a"}
+    assert candidates_for(state_of(event(1, EventType.VIEW, "a", T0)),
+                          exclude_recent=False).search is None
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import streams.candidates.session
+
+    assert doctest.testmod(streams.candidates.session).failed == 0

@@ -99,3 +99,42 @@ def test_catalogue_records_are_only_checked_and_bad_ones_dead_lettered() -> None
     assert reasons == [(RejectReason.KEY_MISMATCH, 3), (RejectReason.MISSING_FIELD, 4)]
     assert batch.bundles == {}
     assert batch.consumed == {("items", "item"): 2, ("items", "invalid"): 2}
+
+
+def test_a_search_is_rekeyed_by_user_and_keeps_no_item_through_the_bundle() -> None:
+    raw = orjson.dumps({"event_id": "s1", "event_type": "search", "user_id": "alice",
+                        "timestamp": NOW, "session_id": "s",
+                        "properties": {"query": "red shoes"}})
+    batch = ingest([message(raw, topic="searches")], limits=DecodeLimits(), partitions=4,
+                   now_ms=NOW)
+    assert batch.dead_letters == []
+    assert batch.consumed == {("searches", "search"): 1}
+    ((partition, bundle),) = batch.bundles.items()
+    assert partition == user_partition("alice", 4)
+    (decoded,) = bundle.events
+    assert decoded.item_id is None and decoded.query == "red shoes"
+    encoded = encode_bundle(bundle)
+    assert b"item_id" not in encoded
+    assert decode_bundle(encoded) == bundle
+    assert decode_bundle(encoded).events[0].query == "red shoes"
+
+
+def test_bad_searches_are_dead_lettered_with_their_reason() -> None:
+    def search(n: int, **changes: object) -> bytes:
+        doc = {"event_id": f"s{n}", "event_type": "search", "user_id": "u", "timestamp": NOW,
+               "properties": {"query": "boots"}, **changes}
+        return orjson.dumps({k: v for k, v in doc.items() if v is not ...})
+
+    batch = ingest(
+        [message(search(1, properties=...), "searches", 1),
+         message(search(2, properties={"query": "q" * 513}), "searches", 2),
+         message(search(3, item_id="sku-1"), "searches", 3),
+         message(search(4), "views", 4),
+         message(event("u", 5, "view"), "searches", 5)],
+        limits=DecodeLimits(), partitions=2, now_ms=NOW,
+    )
+    reasons = [(d.rejection.reason, d.message.offset) for d in batch.dead_letters]
+    assert reasons == [(RejectReason.MISSING_FIELD, 1), (RejectReason.OVERSIZED_QUERY, 2),
+                       (RejectReason.SCHEMA_VIOLATION, 3), (RejectReason.WRONG_TOPIC, 4),
+                       (RejectReason.WRONG_TOPIC, 5)]
+    assert batch.bundles == {}

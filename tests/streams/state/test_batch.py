@@ -153,6 +153,21 @@ def test_update_trending_weights_each_fresh_event_by_its_type() -> None:
     assert len(before) == 0  # the old board is left untouched
 
 
+def test_searches_change_state_but_never_reach_the_trending_board() -> None:
+    store = Store()
+    searched = Event("s1", EventType.SEARCH, "alice", None, T0 + 1,
+                     properties={"query": "red shoes"})
+    update = apply_batch([ev("v1", "alice", "a", T0), searched], store.load, BOUNDS)
+    state = update.users["alice"].state
+    assert state.newest_event.event_id == "s1" and state.counts["search"] == 1
+    assert [entry.item_id for entry in state.recent] == ["a"]
+    assert update.fresh_events == [ev("v1", "alice", "a", T0), searched]
+    board = update_trending(TrendingBoard.empty(), update.fresh_events, WEIGHTS, 3600.0, 10)
+    assert top(board, 10, T0) == [("a", 1.0)]
+    only_searches = update_trending(TrendingBoard.empty(), [searched], WEIGHTS, 3600.0, 10)
+    assert len(only_searches) == 0
+
+
 def test_update_trending_decays_and_respects_capacity() -> None:
     board = update_trending(
         TrendingBoard.empty(),

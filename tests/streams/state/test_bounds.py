@@ -9,6 +9,8 @@ import pytest
 from streams.errors import StreamrecError
 from streams.state.bounds import (
     DEFAULT_TRENDING_WEIGHTS,
+    EVENT_TYPES,
+    ITEM_EVENT_TYPES,
     InvalidBoundsError,
     StateBounds,
     TrendingConfig,
@@ -18,6 +20,7 @@ from streams.state.bounds import (
 def test_defaults() -> None:
     bounds = StateBounds()
     assert (bounds.max_sequence_len, bounds.max_purchased, bounds.dedup_window) == (50, 200, 100)
+    assert bounds.max_searches == 5
     assert (bounds.session_gap_s, bounds.reorder_window_s, bounds.user_ttl_s) == (
         1800, 300, 30 * 86_400
     )
@@ -33,6 +36,8 @@ def test_defaults() -> None:
         {"max_sequence_len": 0},
         {"max_sequence_len": 2.0},
         {"max_purchased": -1},
+        {"max_searches": -1},
+        {"max_searches": 1.0},
         {"dedup_window": 0},
         {"session_gap_s": 0},
         {"reorder_window_s": -1},
@@ -55,6 +60,9 @@ def test_state_bounds_refuse(changes: dict[str, Any]) -> None:
         {"weights": {"view": 1.0}},
         {"weights": {**DEFAULT_TRENDING_WEIGHTS, "like": 1.0}},
         {"weights": {**DEFAULT_TRENDING_WEIGHTS, "view": 0.0}},
+        # a search names no item: it has no trending weight, not even 0
+        {"weights": {**DEFAULT_TRENDING_WEIGHTS, "search": 1.0}},
+        {"weights": {**DEFAULT_TRENDING_WEIGHTS, "search": 0.0}},
     ],
 )
 def test_trending_config_refuses(changes: dict[str, Any]) -> None:
@@ -64,4 +72,12 @@ def test_trending_config_refuses(changes: dict[str, Any]) -> None:
 
 def test_settings_style_values_are_accepted() -> None:
     # The settings object gives seconds as floats and allows keeping no purchases.
-    StateBounds(session_gap_s=1800.0, reorder_window_s=0.0, user_ttl_s=2.5e6, max_purchased=0)
+    StateBounds(session_gap_s=1800.0, reorder_window_s=0.0, user_ttl_s=2.5e6, max_purchased=0,
+                max_searches=0)
+
+
+def test_event_types_and_trending_weights_agree() -> None:
+    # Stored records hold a type's index: search was appended last.
+    assert EVENT_TYPES == ("view", "click", "add_to_cart", "purchase", "search")
+    assert ITEM_EVENT_TYPES == ("view", "click", "add_to_cart", "purchase")
+    assert set(DEFAULT_TRENDING_WEIGHTS) == set(ITEM_EVENT_TYPES)

@@ -43,8 +43,9 @@ def test_first_event_creates_state() -> None:
     assert outcome is Outcome.APPLIED
     assert state == UserState(
         recent=(Interaction("i1", "click", T0),),
+        searches=(),
         counts=EventCounts(click=1),
-        purchased=(),
+        purchases=(),
         session_id="s1",
         session_started_ms=T0,
         newest_event=EventRef("e1", "click", T0),
@@ -63,7 +64,8 @@ def test_event_types_are_stored_as_plain_strings() -> None:
 def test_counts_cover_all_types() -> None:
     state = fold(ev(1, T0), ev(2, T0 + 1, kind="click"), ev(3, T0 + 2, kind="click"),
                  ev(4, T0 + 3, kind="purchase"))
-    assert dict(state.counts) == {"view": 1, "click": 2, "add_to_cart": 0, "purchase": 1}
+    assert dict(state.counts) == {"view": 1, "click": 2, "add_to_cart": 0, "purchase": 1,
+                                  "search": 0}
     assert state.counts.total == state.events_applied == 4
 
 
@@ -222,7 +224,7 @@ def test_bytes_round_trip_and_are_compact() -> None:
     state = fold(ev(1, T0, "a", "purchase", "s"), ev(2, T0 + 1, "b", "add_to_cart"))
     raw = state.to_bytes()
     assert UserState.from_bytes(raw) == state
-    assert orjson.loads(raw)["v"] == 1
+    assert orjson.loads(raw)["v"] == 2
     assert b"add_to_cart" not in raw  # event types are stored as small codes
 
 
@@ -232,11 +234,25 @@ def test_bytes_round_trip_and_are_compact() -> None:
         b"",
         b"[]",
         b'{"v": 2}',
+        b'{"v": 3}',
+        b'{"v": 0}',
         b'{"v": true}',
         b'{"v": 1}',
         b'{"v":1,"r":[["a",7,1]],"c":[1,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
         b'{"v":1,"r":[["a",0,"1"]],"c":[1,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
         b'{"v":1,"r":[],"c":[1,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
+        b'{"v":1,"r":[],"c":[1,0,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
+        b'{"v":1,"r":[],"c":[1,0,0,0],"p":[["a",1]],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
+        b'{"v":2,"r":[],"q":[],"c":[1,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
+        b'{"v":2,"r":[],"q":[],"c":[1,0,0,0,0],"p":["a"],"s":"s","ss":1,"n":["e",0,1],"d":[],'
+        b'"a":1}',
+        b'{"v":2,"r":[],"q":[["q","1"]],"c":[1,0,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],'
+        b'"d":[],"a":1}',
+        b'{"v":2,"r":[],"q":[[1,1]],"c":[1,0,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],'
+        b'"d":[],"a":1}',
+        b'{"v":2,"r":[],"c":[1,0,0,0,0],"p":[],"s":"s","ss":1,"n":["e",0,1],"d":[],"a":1}',
+        b'{"v":2,"r":[],"q":[],"c":[1,0,0,0,0],"p":[],"s":"s","ss":1,"n":["e",5,1],"d":[],'
+        b'"a":1}',
     ],
 )
 def test_corrupt_bytes_raise_state_decode_error(raw: bytes) -> None:
@@ -250,9 +266,19 @@ def test_unknown_event_type_is_a_programming_error() -> None:
 
 
 def test_event_counts_mapping() -> None:
-    counts = EventCounts(view=2, purchase=1)
-    assert counts == {"view": 2, "click": 0, "add_to_cart": 0, "purchase": 1}
+    counts = EventCounts(view=2, purchase=1, search=3)
+    assert counts == {"view": 2, "click": 0, "add_to_cart": 0, "purchase": 1, "search": 3}
     assert counts != EventCounts(view=2)
-    assert len(counts) == 4 and list(counts) == ["view", "click", "add_to_cart", "purchase"]
-    assert hash(counts) == hash(EventCounts(view=2, purchase=1))
-    assert repr(counts) == "EventCounts(view=2, click=0, add_to_cart=0, purchase=1)"
+    assert len(counts) == 5
+    assert list(counts) == ["view", "click", "add_to_cart", "purchase", "search"]
+    assert hash(counts) == hash(EventCounts(view=2, purchase=1, search=3))
+    assert repr(counts) == "EventCounts(view=2, click=0, add_to_cart=0, purchase=1, search=3)"
+    assert counts.total == 6 and counts.incremented("search")["search"] == 4
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import streams.state.user_state
+
+    assert doctest.testmod(streams.state.user_state).failed == 0

@@ -17,6 +17,7 @@ small_bounds = st.builds(
     StateBounds,
     max_sequence_len=st.integers(1, 8),
     max_purchased=st.integers(0, 4),
+    max_searches=st.integers(0, 3),
     dedup_window=st.integers(1, 12),
     session_gap_s=st.sampled_from([0.001, 1.0, 60.0, 1800.0]),
     reorder_window_s=st.sampled_from([0.0, 0.5, 5.0, 300.0]),
@@ -26,19 +27,24 @@ small_bounds = st.builds(
 
 @st.composite
 def event_lists(draw: st.DrawFn, max_size: int = 30) -> list[Event]:
-    """Events of one user with distinct ids; few items and times, so ties happen."""
+    """Events of one user with distinct ids; few items, queries and times, so ties and
+    repeats happen. Searches name no item and carry a query, as decoded ones do."""
     n = draw(st.integers(0, max_size))
-    return [
-        Event(
+    events = []
+    for i in range(n):
+        event_type = draw(st.sampled_from(list(EventType)))
+        is_search = event_type is EventType.SEARCH
+        events.append(Event(
             event_id=f"e{i}",
-            event_type=draw(st.sampled_from(list(EventType))),
+            event_type=event_type,
             user_id="u1",
-            item_id=draw(st.sampled_from(["a", "b", "c", "d", "e"])),
+            item_id=None if is_search else draw(st.sampled_from(["a", "b", "c", "d", "e"])),
             timestamp_ms=T0 + draw(st.integers(0, 600_000)),
             session_id=draw(st.sampled_from([None, None, "s1", "s2"])),
-        )
-        for i in range(n)
-    ]
+            properties={"query": draw(st.sampled_from(["q1", "q2", "Q1", "q3"]))}
+            if is_search else None,
+        ))
+    return events
 
 
 def fold(events: list[Event], bounds: StateBounds) -> UserState | None:
@@ -67,6 +73,8 @@ def test_shuffle_within_reorder_window_gives_the_sorted_sequence(
     assert shuffled.state.recent == ordered.state.recent
     assert shuffled.state.counts == ordered.state.counts
     assert shuffled.state.newest_event == ordered.state.newest_event
+    assert shuffled.state.searches == ordered.state.searches
+    assert shuffled.state.purchases == ordered.state.purchases
     assert set(shuffled.state.purchased) <= {e.item_id for e in events}
 
 
@@ -82,8 +90,16 @@ def test_recent_is_the_newest_events_in_time_order(
     keys = [(e.event_time_ms, e.item_id, e.event_type) for e in recent]
     assert keys == sorted(keys)
     if folded.outcomes[Outcome.LATE] == 0:
-        everything = sorted((e.timestamp_ms, e.item_id, e.event_type) for e in events)
+        everything = sorted(
+            (e.timestamp_ms, e.item_id, e.event_type) for e in events if e.item_id is not None)
         assert keys == everything[-bounds.max_sequence_len:]
+        latest: dict[str, int] = {}
+        for e in events:
+            if e.query is not None:
+                latest[e.query] = max(latest.get(e.query, e.timestamp_ms), e.timestamp_ms)
+        expected = sorted(((t, q) for q, t in latest.items()))[-bounds.max_searches:]
+        assert [(s.event_time_ms, s.query) for s in folded.state.searches] == (
+            expected if bounds.max_searches else [])
 
 
 @PROFILE
@@ -110,13 +126,22 @@ def test_immediate_redelivery_changes_nothing(events: list[Event], bounds: State
 def test_bounds_are_never_exceeded(events: list[Event], bounds: StateBounds) -> None:
     state: UserState | None = None
     for event in events:
-        state, _outcome = apply_event(state, event, bounds)
+        state, outcome = apply_event(state, event, bounds)
         assert len(state.recent) <= bounds.max_sequence_len
         assert len(state.purchased) <= bounds.max_purchased
         assert len(set(state.purchased)) == len(state.purchased)
+        assert len(state.searches) <= bounds.max_searches
+        assert len({s.query for s in state.searches}) == len(state.searches)
+        assert list(state.searches) == sorted(state.searches, key=lambda s: (s[1], s[0]))
+        assert list(state.purchases) == sorted(state.purchases, key=lambda p: (p[1], p[0]))
         assert len(state.recent_event_ids) <= bounds.dedup_window
         assert state.counts.total == state.events_applied
-        assert max(e.event_time_ms for e in state.recent) == state.newest_event.event_time_ms
+        assert all(entry.item_id is not None for entry in state.recent)
+        times = [e.event_time_ms for e in state.recent] + [s[1] for s in state.searches]
+        assert max(times, default=0) <= state.newest_event.event_time_ms
+        if event.item_id is not None and outcome is Outcome.APPLIED:
+            assert any(entry.item_id == event.item_id for entry in state.recent) or len(
+                state.recent) == bounds.max_sequence_len
 
 
 @PROFILE
@@ -135,8 +160,8 @@ def test_deterministic_and_round_trips_through_bytes(
 def test_resuming_from_stored_bytes_is_the_same_as_never_stopping(
     first: list[Event], second: list[Event], bounds: StateBounds
 ) -> None:
-    second = [Event(f"x{i}", e.event_type, e.user_id, e.item_id, e.timestamp_ms, e.session_id)
-              for i, e in enumerate(second)]
+    second = [Event(f"x{i}", e.event_type, e.user_id, e.item_id, e.timestamp_ms, e.session_id,
+                    e.properties) for i, e in enumerate(second)]
     straight = fold(first + second, bounds)
     stored = fold(first, bounds)
     restored = None if stored is None else UserState.from_bytes(stored.to_bytes())
