@@ -7,3 +7,6 @@ test, ``naive_app`` for baseline and ceiling) · ``workload`` (the event stream)
 """
 
 SYSTEMS = ("ceiling", "baseline", "streamrec")
+STREAMREC_IDS_ONLY = "streamrec-ids"
+"""Also selectable: streamrec with no catalogue published (ids only: no text neighbours, no
+availability filter), to measure what the catalogue and text features cost per event."""

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools import CHECKOUT_ROOT
-from devtools.bench import SYSTEMS
-from devtools.bench.workload import DEFAULT_MIX, WorkloadConfig
+from devtools.bench import STREAMREC_IDS_ONLY, SYSTEMS
+from devtools.bench.workload import DEFAULT_MIX, WorkloadConfig, catalog
 from devtools.processes import streamrec_command
 from streams.errors import StreamrecError
 
@@ -69,7 +69,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="partitions of every topic (the scaling runs use at least "
                         "as many as workers)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help="which of ceiling,baseline,streamrec to run")
+                        help="which of ceiling,baseline,streamrec,streamrec-ids to run "
+                        "(streamrec-ids: no catalogue published, for the cost of the text "
+                        "features)")
     parser.add_argument("--workers", default=None,
                         help="streamrec worker counts for the scaling runs, e.g. 1,2,4; "
                         f"'' for none (default {FULL.workers}, --quick none)")
@@ -176,7 +178,7 @@ def run_bench(args: argparse.Namespace) -> int:
     events = args.events or d.events
     workers = _int_list(d.workers if args.workers is None else args.workers)
     freshness_s = d.freshness_s if args.freshness_seconds is None else args.freshness_seconds
-    systems = [s for s in SYSTEMS if s in args.systems.split(",")]
+    systems = [s for s in (*SYSTEMS, STREAMREC_IDS_ONLY) if s in args.systems.split(",")]
     if args.min_ratio is not None and not {"baseline", "streamrec"} <= set(systems):
         raise BenchError("--min-ratio compares streamrec with baseline: add both to --systems")
     out = args.out or CHECKOUT_ROOT / "var" / "bench" / time.strftime("%Y%m%dT%H%M%SZ",
@@ -212,7 +214,8 @@ def run_bench(args: argparse.Namespace) -> int:
             plan = RunPlan(broker_url=broker.url, partitions=args.partitions,
                            model_dir=model_dir, workdir=workdir, logs=out / "logs",
                            freshness_s=freshness_s, load_fraction=args.load_fraction,
-                           sample_interval_s=0.1 if args.quick else 0.2)
+                           sample_interval_s=0.1 if args.quick else 0.2,
+                           catalog=tuple(catalog(_workload(args, events))))
             results = _measure(plan, args, systems, runs, workers, workload.events, probe,
                                pool, out, run_once)
             results.update(machine=machine, config=config, workload=workload.summary(),

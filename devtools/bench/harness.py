@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from devtools.bench.measure import (
     MeasurementError,
     Sample,
@@ -43,6 +45,7 @@ from devtools.bench.systems import NaiveSystem, StreamrecSystem, System, SystemE
 from devtools.bench.traffic import OutputReader, offer, send_all
 from devtools.isolation import isolated_settings
 from devtools.processes import spawn, stop_process
+from devtools.producers import send_raw
 from streams.errors import StreamrecError
 from streams.kafka.topics import create_topics, topic_specs
 from streams.settings import Settings
@@ -67,6 +70,8 @@ class RunPlan:
     sample_interval_s: float = 0.2
     ready_timeout_s: float = 180.0
     stall_s: float = 45.0
+    catalog: tuple[dict[str, Any], ...] = ()
+    """Published to the items topic before a streamrec instance starts (empty: none)."""
 
 
 def run_settings(plan: RunPlan, tag: str, partitions: int, *, data_dir: Path | None = None
@@ -87,7 +92,7 @@ def run_settings(plan: RunPlan, tag: str, partitions: int, *, data_dir: Path | N
 def make_system(plan: RunPlan, name: str, tag: str, workers: int, partitions: int
                 ) -> tuple[Settings, System]:
     settings = run_settings(plan, tag, partitions)
-    if name == "streamrec":
+    if name.startswith("streamrec"):
         per_worker = [
             settings if i == 0 else run_settings(
                 plan, tag, partitions, data_dir=plan.workdir / tag / f"state-{i}")
@@ -216,6 +221,9 @@ def _instance(plan: RunPlan, name: str, tag: str, workers: int, partitions: int,
     (plan.workdir / tag).mkdir(parents=True, exist_ok=True)
     settings, system = make_system(plan, name, tag, workers, partitions)
     create_topics(settings)
+    if name == "streamrec" and plan.catalog:
+        send_raw(settings, [(settings.topic_items, r["item_id"].encode(), orjson.dumps(r))
+                            for r in plan.catalog])
     try:
         system.start()
         send_all(settings, probe, id_prefix=f"w{tag}-")
@@ -248,6 +256,8 @@ def run_once(plan: RunPlan, name: str, run_index: int, backlog: Sequence[dict[st
             samples, burst_s = _backlog(plan, settings, system, base, backlog, profile,
                                         profile_format)
             rss = system.peak_rss_bytes()
+            if isinstance(system, StreamrecSystem):
+                result["stage_costs"] = system.stage_costs()
         result["backlog_send_s"] = round(burst_s, 3)
         result["first_output_s"] = first_output_s(samples)
         result["timeline"] = [(round(t, 2), round(v, 1)) for t, v in rate_series(samples)]

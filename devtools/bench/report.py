@@ -39,6 +39,21 @@ def ratios(summary: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, An
         out["baseline/streamrec cpu per event"] = ratio(
             summary["baseline"]["cpu_s_per_1k_events"],
             summary["streamrec"]["cpu_s_per_1k_events"])
+    if "streamrec" in summary and "streamrec-ids" in summary:
+        out["streamrec/streamrec-ids cpu per event"] = ratio(
+            summary["streamrec"]["cpu_s_per_1k_events"],
+            summary["streamrec-ids"]["cpu_s_per_1k_events"])
+    return out
+
+
+def stage_costs(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Median over runs of each stage cost a streamrec run reported."""
+    keys = sorted({key for run in runs for key in run.get("stage_costs", {})})
+    out: dict[str, float | None] = {}
+    for key in keys:
+        values = sorted(v for run in runs
+                        if (v := run.get("stage_costs", {}).get(key)) is not None)
+        out[key] = values[len(values) // 2] if values else None
     return out
 
 
@@ -104,6 +119,12 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"{name}: " + ", ".join(_fmt(v, 2) for v in value))
         else:
             lines.append(f"{name}: {_fmt(value, 2)}x")
+    for name in ("streamrec", "streamrec-ids"):
+        costs = stage_costs([r for r in results["runs"].get(name, []) if "error" not in r])
+        if costs:
+            lines.append(f"{name} stage costs (medians, from the worker's histograms): "
+                         + ", ".join(f"{key} {_fmt(value, 1)}" for key, value in
+                                     costs.items()))
     if results.get("scaling"):
         lines.append("")
         lines.append("streamrec scaling (same backlog, N worker processes in one group): "

@@ -144,6 +144,26 @@ class StreamrecSystem(System):
         ]
         return cls(name=name, procs=procs, worker_settings=worker_settings)
 
+    def stage_costs(self) -> dict[str, float | None]:
+        """Microseconds per recommendation spent in the ranking layer, and per scored user
+        in the model call, from the workers' own histograms (sums over the run)."""
+        names = ("streamrec_ranking_seconds_sum", "streamrec_scoring_batch_seconds_sum",
+                 "streamrec_scoring_batch_users_sum", RECS_METRIC)
+        totals = dict.fromkeys(names, 0.0)
+        for settings in self.worker_settings:
+            status, body = http_get(f"http://127.0.0.1:{settings.web_port}/metrics")
+            if status == 200:
+                for name, value in metric_sums(body.decode(), names).items():
+                    totals[name] += value
+
+        def per(seconds: str, count: str) -> float | None:
+            return (round(totals[seconds] / totals[count] * 1e6, 1) if totals[count]
+                    else None)
+
+        return {"ranking_us_per_rec": per("streamrec_ranking_seconds_sum", RECS_METRIC),
+                "scoring_us_per_user": per("streamrec_scoring_batch_seconds_sum",
+                                           "streamrec_scoring_batch_users_sum")}
+
     def poll(self) -> Reading:
         inputs = events = recs = 0.0
         up = 0

@@ -74,6 +74,23 @@ def item_id(index: int) -> str:
     return f"item-{index:06d}"
 
 
+def catalog(config: WorkloadConfig) -> list[dict[str, Any]]:
+    """One catalogue record per item (titles in English and Chinese by category, like the
+    demo's), for runs that measure the worker with its catalogue and text features on."""
+    from devtools.demo.catalog import ADJECTIVES, BRANDS, CATEGORIES
+
+    records = []
+    for index in range(config.items):
+        root, english, chinese = CATEGORIES[(index % config.categories) % len(CATEGORIES)]
+        adjective_en, adjective_zh = ADJECTIVES[index % len(ADJECTIVES)]
+        title = (f"{adjective_zh}{chinese} {index}型" if index % 3 == 2
+                 else f"{adjective_en.capitalize()} {english}, model {index}")
+        records.append({"item_id": item_id(index), "title": title,
+                        "category": [root, english], "brand": BRANDS[index % len(BRANDS)],
+                        "available": True})
+    return records
+
+
 def user_id(index: int) -> str:
     return f"user-{index:06d}"
 

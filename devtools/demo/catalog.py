@@ -77,5 +77,6 @@ def new_item(config: GeneratorConfig, like_index: int, item: str, *, chinese: bo
     """A brand-new item nobody has touched yet: the next edition of ``like_index``."""
     edition = " 2026新款" if chinese else ", 2026 edition"
     return {"item_id": item, "title": title_for(config, like_index, chinese=chinese) + edition,
-            "category": category_path(config, like_index), "brand": "Nova",
+            "category": category_path(config, like_index),
+            "brand": BRANDS[like_index % len(BRANDS)],
             "price": 99.0, "currency": "EUR", "available": True}

@@ -75,8 +75,10 @@ class Showcase:
         self._views(shopper, [like])
         rec = self._wait(lambda: self._has(shopper, item["item_id"]),
                          "the new item in the shopper's recommendation")
-        self.say(f"  a shopper viewing {self.catalog[like]['title']!r} gets it:")
-        self._show(rec, highlight={item["item_id"]})
+        rank = [i["item_id"] for i in rec["items"]].index(item["item_id"]) + 1
+        self.say(f"  a shopper viewing {self.catalog[like]['title']!r} gets it at rank {rank}"
+                 f" of {len(rec['items'])}:")
+        self._show(rec, highlight=frozenset({item["item_id"]}), top=max(6, rank))
 
     def out_of_stock(self) -> None:
         self.say("-" * 72)
@@ -123,28 +125,26 @@ class Showcase:
 
     def rule_takes_effect(self) -> None:
         self.say("-" * 72)
-        brand = Counter(self.catalog[i["item_id"]].get("brand") for rec in
-                        self.watcher.latest_values() for i in rec.get("items", [])
-                        if i["item_id"] in self.catalog).most_common()[-1][0]
-        rule = {"rule_id": "demo-promote-" + str(brand).lower(), "kind": "boost",
+        user = max(self.watcher.latest, key=lambda u: len(self.watcher.latest[u]["items"]))
+        last = self.watcher.latest[user]
+        target = next(i["item_id"] for i in reversed(last["items"])
+                      if self.catalog.get(i["item_id"], {}).get("brand"))
+        brand = self.catalog[target]["brand"]
+        rule = {"rule_id": "demo-promote-" + brand.lower(), "kind": "boost",
                 "brands": [brand], "factor": 4.0, "note": "published by the demo"}
         self.say(f"a merchandiser publishes a rule, live, no restart: {rule}")
         send_raw(self.settings, [(self.settings.topic_rules, rule["rule_id"].encode(),
                                   orjson.dumps(rule))])
-        user = max(self.watcher.latest, key=lambda u: len(self.watcher.latest[u]["items"]))
-        last = self.watcher.latest[user]
-        since = now_ms()
         deadline = time.monotonic() + self.deadline_s
         while True:  # until the worker has read the rule, each view brings a fresh list
+            since = now_ms()
             self._views(user, [last["items"][0]["item_id"]])
-            rec = self._wait(lambda s=since: (r := self.watcher.latest.get(user))
-                             and _trigger_ms(r) >= s and r, "a fresh recommendation")
+            rec = self._wait(lambda: self._newer_than(user, since), "a fresh recommendation")
             if any(i.get("reason", {}).get("rule") == rule["rule_id"] for i in rec["items"]):
                 break
             if time.monotonic() > deadline:
                 raise ShowcaseError("the rule did not take effect")
-            since = now_ms()
-        self.say(f"  the next recommendation of {user} follows it:")
+        self.say(f"  the next recommendation of {user} follows it ({brand} items first):")
         self._show(rec)
 
     # --- helpers --------------------------------------------------------------------------
@@ -171,6 +171,10 @@ class Showcase:
         status, doc = get_json(f"{self.base}/items/{item}")
         return doc if status == 200 else None
 
+    def _newer_than(self, user: str, since_ms: int) -> dict[str, Any] | None:
+        rec = self.watcher.latest.get(user)
+        return rec if rec is not None and _trigger_ms(rec) >= since_ms else None
+
     def _has(self, user: str, item: str) -> dict[str, Any] | None:
         rec = self.watcher.latest.get(user)
         return rec if rec and item in {i["item_id"] for i in rec["items"]} else None
@@ -184,7 +188,7 @@ class Showcase:
             time.sleep(0.1)
         raise ShowcaseError(f"timed out after {self.deadline_s:.0f} s waiting for {what}")
 
-    def _show(self, rec: dict[str, Any], highlight: set[str] = frozenset(), top: int = 6
+    def _show(self, rec: dict[str, Any], highlight: frozenset[str] = frozenset(), top: int = 6
               ) -> None:
         fallback = f", fallback {rec['fallback']}" if rec.get("fallback") else ""
         self.say(f"    model {rec['model']['name']}{fallback}:")

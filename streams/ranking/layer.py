@@ -3,7 +3,9 @@ neighbours, or trending) to the final explained list, for a whole micro-batch at
 scoring thread. In order, each step switchable in settings:
 
 1. **search** — the user's latest search (if recent) adds the items nearest to the query
-   and raises every candidate by its similarity to it (:mod:`~streams.ranking.search`);
+   and raises every candidate by ``weight * cosine / best cosine`` (relative to the best
+   match, so a query matches as strongly across languages as within one;
+   :mod:`~streams.ranking.search`);
 2. **rules** — the merchandiser's exclusions and boosts (:mod:`~streams.ranking.rules`);
 3. **selection** — maximal marginal relevance over item text within the rules' category
    caps, cut to ``k`` (:mod:`~streams.ranking.diversity`).
@@ -136,16 +138,18 @@ class RankingLayer:
                neighbours: list[tuple[str, float]]) -> list[Candidate]:
         query, weight, vector = searched
         assert self.catalog is not None
-        base = {c.item_id: (1.0 - i / max(len(user.pool), 1), c) for i, c in enumerate(user.pool)}
+        base = {c.item_id: (_base_relevance(i, len(user.pool), c), c)
+                for i, c in enumerate(user.pool)}
         for item, _similarity in neighbours:
             if item not in base and item not in user.exclude:
                 base[item] = (0.0, Candidate(item, 0.0, Reason.search(query)))
         vectors = self.catalog.embeddings(list(base))
+        similarity = {item: max(0.0, float(v @ vector)) for item, v in vectors.items()}
+        best = max(similarity.values(), default=0.0)
         steered = []
         for item, (relevance, candidate) in base.items():
-            item_vector = vectors.get(item)
-            similarity = 0.0 if item_vector is None else max(0.0, float(item_vector @ vector))
-            gain = weight * similarity
+            # relative to the best match: cross-language matches score lower cosines
+            gain = weight * similarity.get(item, 0.0) / best if best > 0 else 0.0
             reason = Reason.search(query) if gain >= relevance else candidate.reason
             steered.append(Candidate(item, relevance + gain, reason))
         steered.sort(key=lambda c: -c.score)  # stable: pool order among equals
@@ -179,6 +183,17 @@ class RankingLayer:
         if diversity is not None:
             report.diversity.append(diversity)
         return chosen
+
+
+TRENDING_RELEVANCE = 0.5
+"""Popular items count half as much as the model's or text's choices against a search:
+what the shopper just typed says more about them than what everyone looks at."""
+
+
+def _base_relevance(position: int, size: int, candidate: Candidate) -> float:
+    """The pool's order as relevance in (0, 1], best 1 (halved for trending items)."""
+    relevance = 1.0 - position / max(size, 1)
+    return relevance * TRENDING_RELEVANCE if candidate.reason.kind == "trending" else relevance
 
 
 def _add(total: dict[str, int], counts: Mapping[str, int]) -> None:

@@ -2,11 +2,12 @@
 
 The query is embedded with the catalogue's text encoder (one batched call for the queries a
 micro-batch has not seen before; :class:`QueryEmbeddings` keeps a bounded cache keyed by the
-normalised query). Every candidate then gains ``boost * decay * max(0, cosine(query, item))``
-on top of its relevance, where ``decay = 0.5 ** (age / half_life)`` fades the search out over
-the session; the items nearest to the query join the candidates, so a search alone (a new
-user whose first event is a search) yields items that match it, in any language the encoder
-knows.
+normalised query). Every candidate then gains ``boost * decay * max(0, cosine(query,
+item))`` divided by the best match's cosine (so a query steers as strongly across languages,
+where cosines run lower, as within one) on top of its relevance, where ``decay = 0.5 ** (age
+/ half_life)`` fades the search out over the session; the items nearest to the query join
+the candidates, so a search alone (a new user whose first event is a search) yields items
+that match it, in any language the encoder knows.
 
 >>> normalise_query("  Digital  PH Meter ")
 'digital ph meter'
