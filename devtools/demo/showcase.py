@@ -11,6 +11,7 @@ fails.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -139,7 +140,8 @@ class Showcase:
         while True:  # until the worker has read the rule, each view brings a fresh list
             since = now_ms()
             self._views(user, [last["items"][0]["item_id"]])
-            rec = self._wait(lambda: self._newer_than(user, since), "a fresh recommendation")
+            rec = self._wait(functools.partial(self._newer_than, user, since),
+                             "a fresh recommendation")
             if any(i.get("reason", {}).get("rule") == rule["rule_id"] for i in rec["items"]):
                 break
             if time.monotonic() > deadline:
