@@ -29,6 +29,7 @@ EXPECTED_ROWS = [
     "Model and state",
     "Rebalances and recovery",
     "Catalogue and text",
+    "Ranking, rules and search",
     "Process",
 ]
 
