@@ -42,7 +42,7 @@ class Reason:
 
     @classmethod
     def sequence(cls) -> Reason:
-        return cls(ReasonKind.SEQUENCE)
+        return _SEQUENCE
 
     @classmethod
     def similar(cls, item_id: str) -> Reason:
@@ -54,11 +54,11 @@ class Reason:
 
     @classmethod
     def trending(cls) -> Reason:
-        return cls(ReasonKind.TRENDING)
+        return _TRENDING
 
     @classmethod
     def new_item(cls) -> Reason:
-        return cls(ReasonKind.NEW_ITEM)
+        return _NEW_ITEM
 
     @classmethod
     def boosted(cls, rule: str) -> Reason:
@@ -71,6 +71,12 @@ class Reason:
             if value is not None:
                 out[key] = value
         return out
+
+
+_SEQUENCE = Reason(ReasonKind.SEQUENCE)
+_TRENDING = Reason(ReasonKind.TRENDING)
+_NEW_ITEM = Reason(ReasonKind.NEW_ITEM)
+"""Reasons without details are immutable and shared (one per kind, not one per item)."""
 
 
 @dataclass(frozen=True, slots=True)

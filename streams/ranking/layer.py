@@ -164,12 +164,14 @@ class RankingLayer:
                 ) -> list[Candidate]:
         config, catalog = self.config, self.catalog
         lam = config.diversity_lambda
-        vectors = (catalog.embeddings([c.item_id for c in pool])
-                   if catalog is not None and catalog.indexed else {})
         capped = ruleset is not None and ruleset.has_caps
         if lam <= 0 and not capped:
             chosen = pool[: config.k]
+            vectors = (catalog.embeddings([c.item_id for c in chosen])
+                       if catalog is not None and catalog.indexed else {})
         else:
+            vectors = (catalog.embeddings([c.item_id for c in pool])
+                       if catalog is not None and catalog.indexed else {})
             tracker = CapTracker(ruleset) if ruleset is not None and capped else None
             by_id = {c.item_id: c for c in pool}
             ids = select([(c.item_id, c.score) for c in pool], vectors, k=config.k, lam=lam,

@@ -181,7 +181,7 @@ def rank_users(
                 near = content.get(user, [])
                 head = merge_ranked(model_items, near, k=k, content_slots=slots)
                 pools[user] = _Pool(explain.merged(
-                    _with_spares(head, model_items, near), set(dict(model_items)),
+                    _with_spares(head, model_items, near)[:fetch], set(dict(model_items)),
                     candidates[user].history), None)
         elapsed = elapsed or (time.perf_counter() - started)
     results = _finish(candidates, pools, k, now_ms, layer)
@@ -299,19 +299,19 @@ class _Explainer:
         return not known and item not in self.board.entries
 
     def _closest_recent(self, items: Sequence[str], history: Sequence[str]) -> dict[str, str]:
+        """For each item with text, the recent item of ``history`` its text is closest to
+        (one matrix product for all of them)."""
         if self.catalog is None or not items or not history:
             return {}
         vectors = self.catalog.embeddings([*items, *history])
         recent = [item for item in dict.fromkeys(reversed(history)) if item in vectors]
-        if not recent:
+        scored = [item for item in items if item in vectors]
+        if not recent or not scored:
             return {}
-        matrix = np.stack([vectors[item] for item in recent])
-        out = {}
-        for item in items:
-            vector = vectors.get(item)
-            if vector is not None:
-                out[item] = recent[int(np.argmax(matrix @ vector))]
-        return out
+        similarity = (np.stack([vectors[item] for item in scored])
+                      @ np.stack([vectors[item] for item in recent]).T)
+        return dict(zip(scored, (recent[i] for i in similarity.argmax(axis=1).tolist()),
+                        strict=True))
 
 
 def _root_category(catalog: Catalog) -> Callable[[str], str | None]:
