@@ -216,6 +216,8 @@ def create_worker(
                     trending=trending, scoring=scoring, readiness=readiness,
                     catalog=catalog_reader, rules=rules)
     _preinitialise_label_sets(metrics)
+    for rule in rules.current().active:  # rules from settings: counted from zero
+        metrics.rule_applied.labels(rule=rule.rule_id)
     _wire_agents(worker)
     _start_catalog(app, catalog_reader)
     _start_rules(app, rules, settings.topic_rules)

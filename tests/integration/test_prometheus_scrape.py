@@ -172,12 +172,17 @@ class Stack:
                                  f"  worker log tail:\n{self.worker.log_tail(15)}") from None
 
 
+SETTINGS_RULES = '[{"rule_id": "scrape-promo", "kind": "boost", "brands": ["x"], "factor": 2}]'
+
+
 @pytest.fixture(scope="module")
 def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = find_tool("prometheus")
     tmp = tmp_path_factory.mktemp("scrape")
+    # One rule from settings: its rule_applied series exists from start-up (series of rules
+    # published later appear when they first apply).
     settings = isolated_settings(broker.url, tmp, model_dir=None, log_format="json",
-                                 log_level="DEBUG")
+                                 log_level="DEBUG", rules=SETTINGS_RULES)
     create_topics(settings)
     worker = WorkerProcess(settings, tmp / "worker.log").start()
     prometheus = PrometheusServer(binary, tmp / "prometheus",
