@@ -5,6 +5,7 @@ measured amount per recommendation:
 :mod:`~streams.ranking.candidate` a candidate item with its score and why it is there ·
 :mod:`~streams.ranking.search` the user's recent search steers the list ·
 :mod:`~streams.ranking.rules` the merchandiser's rules (exclusions, boosts, caps, prices) ·
-:mod:`~streams.ranking.diversity` maximal-marginal-relevance re-ranking over item text ·
+(:mod:`models.diversity`: maximal-marginal-relevance re-ranking over item text, shared with
+offline evaluation) ·
 :mod:`~streams.ranking.layer` the steps in order, on the scoring thread.
 """

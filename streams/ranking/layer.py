@@ -8,7 +8,7 @@ scoring thread. In order, each step switchable in settings:
    :mod:`~streams.ranking.search`);
 2. **rules** — the merchandiser's exclusions and boosts (:mod:`~streams.ranking.rules`);
 3. **selection** — maximal marginal relevance over item text within the rules' category
-   caps, cut to ``k`` (:mod:`~streams.ranking.diversity`).
+   caps, cut to ``k`` (:mod:`models.diversity`).
 
 While no step changes a user's list, its order and scores are the pool's as they came.
 Otherwise scores become relevance values: the pool's order mapped to (0, 1] (best 1), plus
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from models.diversity import intra_list_diversity, search_gains, select
 from streams.catalog.catalog import Catalog, ItemFacts
 from streams.ops.metrics import Metrics
 from streams.ranking.candidate import Candidate, Reason
-from streams.ranking.diversity import intra_list_diversity, select
 from streams.ranking.rules import CapTracker, RuleSet, apply_rules
 from streams.ranking.search import Encode, QueryEmbeddings, normalise_query, search_weight
 
@@ -144,12 +144,10 @@ class RankingLayer:
             if item not in base and item not in user.exclude:
                 base[item] = (0.0, Candidate(item, 0.0, Reason.search(query)))
         vectors = self.catalog.embeddings(list(base))
-        similarity = {item: max(0.0, float(v @ vector)) for item, v in vectors.items()}
-        best = max(similarity.values(), default=0.0)
+        gains = search_gains({item: float(v @ vector) for item, v in vectors.items()}, weight)
         steered = []
         for item, (relevance, candidate) in base.items():
-            # relative to the best match: cross-language matches score lower cosines
-            gain = weight * similarity.get(item, 0.0) / best if best > 0 else 0.0
+            gain = gains.get(item, 0.0)
             reason = Reason.search(query) if gain >= relevance else candidate.reason
             steered.append(Candidate(item, relevance + gain, reason))
         steered.sort(key=lambda c: -c.score)  # stable: pool order among equals

@@ -1,11 +1,13 @@
-"""Choose the final list: maximal marginal relevance over item text, within the caps.
+"""Choose the final list: maximal marginal relevance over item text, within the caps — the
+same arithmetic for the stream (:mod:`streams.ranking.layer`) and for offline evaluation
+(``streamrec evaluate --diversity-lambda``).
 
 Greedy: at each step take the candidate maximising
 ``(1 - lam) * relevance - lam * max(cosine to the items already chosen)``; ``lam = 0`` is
 plain relevance order. Relevance is rescaled to [0, 1] first so ``lam`` means the same for
 every list. Items without a text embedding have similarity 0 to everything. ``admit`` is
-asked before an item is taken (the category caps of :mod:`streams.ranking.rules`); an item
-it refuses is passed over.
+asked before an item is taken (the stream's category caps); an item it refuses is passed
+over.
 
 >>> import numpy as np
 >>> vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.99, 0.14]), "c": np.array([0.0, 1.0])}
@@ -82,3 +84,30 @@ def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | 
     total = np.sum(np.stack(vectors), axis=0, dtype=np.float64)
     mean_similarity = (float(total @ total) - n) / (n * (n - 1))
     return 1.0 - mean_similarity
+
+
+def category_coverage(items: Sequence[str], category_of: Callable[[str], str | None],
+                      k: int) -> float:
+    """Distinct categories among a list's items, over ``k`` (1.0: every item from another
+    category; items without a category count as one category together).
+
+    >>> category_coverage(["a", "b", "c"], {"a": "Lab", "b": "Lab", "c": "Tools"}.get, 3)
+    0.6666666666666666
+    """
+    if k <= 0:
+        return 0.0
+    return len({category_of(item) for item in items}) / k
+
+
+def search_gains(similarities: Mapping[str, float], weight: float) -> dict[str, float]:
+    """What a search adds to each candidate's relevance: ``weight * cosine / best cosine``
+    (negative cosines count 0). Relative to the best match, so a query steers as strongly
+    across languages (where cosines run lower) as within one.
+
+    >>> search_gains({"a": 0.6, "b": 0.3, "c": -0.2}, 2.0)
+    {'a': 2.0, 'b': 1.0, 'c': 0.0}
+    """
+    best = max((s for s in similarities.values()), default=0.0)
+    if best <= 0 or weight <= 0:
+        return dict.fromkeys(similarities, 0.0)
+    return {item: weight * max(0.0, s) / best for item, s in similarities.items()}
