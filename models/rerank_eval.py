@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -100,3 +101,61 @@ def evaluate_lists(
     n = max(len(targets), 1)
     return RerankResult(len(targets), hits / n, ndcg / n,
                         diversity / max(diversified, 1), coverage / n)
+
+
+def category_texts(benchmark: Any) -> list[str | None]:
+    """Per item index (0 = padding), the category part of its text (``title. category.
+    brand.``), or None when the item has no text."""
+    texts = benchmark.item_texts or ()
+    out: list[str | None] = [None]
+    for text in texts:
+        parts = [part.strip() for part in (text or "").split(". ")]
+        out.append(parts[1] if len(parts) > 1 and parts[1] else None)
+    return out
+
+
+def simulated_queries(benchmark: Any, targets: Sequence[int], encode: Any,
+                      words: int = 3) -> npt.NDArray[np.float32]:
+    """Per case, the embedded query a shopper would type for the target's kind of item: the
+    last ``words`` words of its category path (zero row when it has none)."""
+    categories = category_texts(benchmark)
+    queries = [" ".join((categories[t] or "").split()[-words:]) for t in targets]
+    distinct = sorted({q for q in queries if q})
+    vectors = dict(zip(distinct, encode(distinct), strict=True)) if distinct else {}
+    dims = next(iter(vectors.values())).shape[0] if vectors else 1
+    return np.stack([vectors.get(q, np.zeros(dims, dtype=np.float32)) for q in queries])
+
+
+def rerank_table(benchmark: Any, model_spec: str, lams: Sequence[float], *,
+                 search: bool, device: str = "auto", batch_size: int = 256
+                 ) -> list[dict[str, Any]]:
+    """One row per (search on/off, lambda): HR@20, NDCG@10, diversity, coverage of the model's
+    lists re-ranked as the worker does, on ``benchmark``'s test cases."""
+    from models.evaluation import benchmark_item_vectors, build_recommender
+
+    vectors = benchmark_item_vectors(benchmark)
+    recommender = build_recommender(benchmark, model_spec, device, (), vectors)
+    recommender.fit(benchmark.train_sessions, benchmark.n_items)
+    categories = category_texts(benchmark)
+    targets = list(benchmark.test_targets)
+    prefixes = list(benchmark.test_prefixes)
+    queries = None
+    if search:
+        from models.text.encoder import TextEncoder
+
+        queries = simulated_queries(benchmark, targets, TextEncoder.load().encode)
+    configs = [(with_search, lam) for with_search in ((False, True) if search else (False,))
+               for lam in lams]
+    lists: dict[tuple[bool, float], list[list[int]]] = {config: [] for config in configs}
+    for start in range(0, len(prefixes), batch_size):
+        scores = np.asarray(recommender.score(prefixes[start:start + batch_size]),
+                            dtype=np.float32)
+        for with_search, lam in configs:
+            batch_queries = (queries[start:start + batch_size]
+                             if with_search and queries is not None else None)
+            lists[(with_search, lam)] += rerank_lists(scores, vectors, lam=lam,
+                                                      queries=batch_queries)
+    return [{"search": with_search, "lambda": lam,
+             **evaluate_lists(lists[(with_search, lam)], targets, vectors,
+                              lambda i: categories[i]).as_row()}
+            for with_search, lam in configs]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from models.rerank_eval import evaluate_lists, rerank_lists
 
@@ -53,3 +56,26 @@ def test_a_search_for_the_targets_topic_brings_it_into_the_list() -> None:
         targets, v, topic, k=5)
     assert without.hr_at_20 == 0.0
     assert with_search.hr_at_20 > 0.0
+
+
+def test_evaluate_reports_the_reranked_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from models.cli_evaluate import add_evaluate_parser, run_evaluate
+    from tests.models.conftest import write_recbole_dataset
+
+    data = write_recbole_dataset(tmp_path / "tiny", {
+        f"u{n}": [(n + i) % 5 for i in range(6)] for n in range(8)})
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--data-dir", str(data), "--model", "pop",
+                              "--diversity-lambda", "0", "0.5", "--simulate-search",
+                              "--json"])
+    assert run_evaluate(args) == 0
+    document = json.loads(capsys.readouterr().out)
+    rows = {(r["search"], r["lambda"]): r for r in document["rows"]}
+    assert set(rows) == {(False, 0.0), (False, 0.5), (True, 0.0), (True, 0.5)}
+    assert all(r["cases"] == 8 and 0.0 <= r["hr@20"] <= 1.0 for r in rows.values())
