@@ -144,6 +144,16 @@ class StreamrecSystem(System):
         ]
         return cls(name=name, procs=procs, worker_settings=worker_settings)
 
+    def catalog_indexed(self, items: int) -> bool:
+        """Whether every worker's text index holds ``items`` items."""
+        for settings in self.worker_settings:
+            status, body = http_get(f"http://127.0.0.1:{settings.web_port}/metrics")
+            indexed = metric_sums(body.decode(), ("streamrec_catalog_indexed_items",)) \
+                if status == 200 else {}
+            if indexed.get("streamrec_catalog_indexed_items", 0.0) < items:
+                return False
+        return True
+
     def stage_costs(self) -> dict[str, float | None]:
         """Microseconds per recommendation spent in the ranking layer, and per scored user
         in the model call, from the workers' own histograms (sums over the run)."""
