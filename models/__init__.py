@@ -10,12 +10,15 @@ Runtime side (numpy, scipy, onnxruntime; what a worker or ``streamrec evaluate``
 * ``onnx_contract``: the exported scorer's inputs, outputs, opset and ``pad_batch``;
 * ``model_dir``: reading a model directory; ``serving``: ``load_scorer``/``OnnxScorer``
   (the stream) and ``OnnxRecommender`` (offline);
-* ``data``, ``evaluation``, ``baselines/``: benchmarks, metrics, classic recommenders;
+* ``data/``: every dataset read into one ``Benchmark`` (Diginetica directories, Amazon
+  leave-one-out directories with item text, event files) and the cold-item protocol;
+* ``evaluation``, ``baselines/``: metrics, classic recommenders (text-kNN among them);
+* ``text/``: the multilingual text encoder and the cached item text vectors;
 * ``bench_scoring``; ``cli_evaluate``, ``cli_bench_scoring``, ``cli_common``: commands.
 
-Train side (PyTorch and onnx, the ``[train]`` install): ``neural/`` (models, training loop,
-the recommender adapter), ``export`` (ONNX export with parity check),
-``model_dir_writer`` and ``cli_train``. ``tests/models/test_runtime_imports.py`` keeps the
-runtime side free of torch and onnx; ``tests/models/test_import_graph.py`` keeps the
-package free of import cycles.
+Train side (PyTorch and onnx, the ``[train]`` install): ``neural/`` (models, among them the
+text-aware ``sessattn_text``; the training loop; the recommender adapter), ``export`` (ONNX
+export with parity check), ``model_dir_writer`` and ``cli_train``.
+``tests/models/test_runtime_imports.py`` keeps the runtime side free of torch and onnx;
+``tests/test_import_graph.py`` keeps the packages free of import cycles.
 """

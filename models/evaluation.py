@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from models.data import Benchmark, load_benchmark
-from models.errors import InvalidInputError, UnknownModelError
-from models.model_dir import MODEL_FILE, has_model_file
+from models.data import STANDARD, Benchmark, load_benchmark
+from models.errors import InvalidBenchmarkError, InvalidInputError, UnknownModelError
+from models.model_dir import MODEL_FILE, has_model_file, read_model_dir
 from models.protocol import Session, SessionRecommender, top_k
 from models.vocabulary import Vocabulary
 
@@ -214,30 +215,87 @@ def evaluate_benchmark(
     )
 
 
+def model_names() -> list[str]:
+    """Every model name ``evaluate_model_on`` accepts besides a model directory."""
+    from models.baselines import BASELINES, TEXT_BASELINES
+
+    return [*BASELINES, *TEXT_BASELINES]
+
+
+def build_recommender(
+    benchmark: Benchmark,
+    model_spec: str,
+    device: str = "auto",
+    overrides: Sequence[str] = (),
+    item_vectors: npt.NDArray[np.float32] | None = None,
+) -> SessionRecommender:
+    """The unfitted recommender ``model_spec`` names, for ``benchmark``.
+
+    A key of ``models.baselines.BASELINES`` (``overrides``: ``KEY=VALUE`` fields of its
+    config); a key of ``TEXT_BASELINES``, given ``item_vectors`` or, when None, the cached
+    vectors of ``benchmark.item_texts`` (``models.text.item_vectors``); or a trained model
+    directory, served through ``models.serving.OnnxRecommender`` and re-indexed by external
+    id when its vocabulary differs from the data's. Under a protocol other than the
+    standard one, a model directory must have been trained on exactly this benchmark's
+    training data (its ``training_data_fingerprint``), or it may have seen hidden items.
+    """
+    from models.baselines import BASELINE_CONFIGS, BASELINES, TEXT_BASELINES
+    from models.cli_common import parse_overrides
+
+    config = None
+    if model_spec in BASELINE_CONFIGS and overrides:
+        config = BASELINE_CONFIGS[model_spec](
+            **parse_overrides(list(overrides), BASELINE_CONFIGS[model_spec])
+        )
+    if model_spec in BASELINES:
+        factory: Any = BASELINES[model_spec]
+        return factory(config) if config is not None else factory()
+    if model_spec in TEXT_BASELINES:
+        if item_vectors is None:
+            item_vectors = benchmark_item_vectors(benchmark)
+        return TEXT_BASELINES[model_spec](item_vectors, config)
+    if not has_model_file(Path(model_spec)):
+        raise UnknownModelError(
+            f"model {model_spec!r} is neither a baseline ({', '.join(model_names())}) nor a "
+            f"model directory containing {MODEL_FILE}"
+        )
+    if overrides:
+        raise InvalidInputError("--set applies to baselines; a model directory is fixed")
+    if benchmark.protocol != STANDARD:
+        trained_on = read_model_dir(Path(model_spec)).meta["training_data_fingerprint"]
+        if trained_on != benchmark.fingerprint:
+            raise InvalidInputError(
+                f"{model_spec} was not trained on this {benchmark.protocol} training data "
+                "(training_data_fingerprint differs), so it may have seen the hidden items: "
+                "train it with the same streamrec train --protocol and --cold-seed"
+            )
+    return _load_model_dir(Path(model_spec), benchmark.vocabulary, device)
+
+
+def benchmark_item_vectors(benchmark: Benchmark) -> npt.NDArray[np.float32]:
+    """The ``(n_items + 1, 512)`` text vectors of ``benchmark``'s items (cached on disk)."""
+    from models.text.item_vectors import item_vectors
+
+    if benchmark.item_texts is None:
+        raise InvalidBenchmarkError(
+            "this data has no item text (Diginetica and event files have none): text models "
+            "need a dataset with item texts, such as amazon_scientific/"
+        )
+    return item_vectors(benchmark.item_texts)
+
+
 def evaluate_model_on(
     benchmark: Benchmark,
     model_spec: str,
     k_values: Sequence[int] = DEFAULT_K_VALUES,
     batch_size: int = 256,
     device: str = "auto",
+    overrides: Sequence[str] = (),
+    item_vectors: npt.NDArray[np.float32] | None = None,
 ) -> EvaluationResult:
-    """Evaluate ``model_spec`` on ``benchmark``'s test cases after fitting it on its training
-    sessions. ``model_spec`` is a key of ``models.baselines.BASELINES`` or a trained model
-    directory, served through ``models.serving.OnnxRecommender`` (whose ``fit`` trains
-    nothing) and re-indexed by external id when its vocabulary differs from the data's."""
-    from models.baselines import BASELINES
-
-    factory = BASELINES.get(model_spec)
-    recommender: SessionRecommender
-    if factory is not None:
-        recommender = factory()
-    elif has_model_file(Path(model_spec)):
-        recommender = _load_model_dir(Path(model_spec), benchmark.vocabulary, device)
-    else:
-        raise UnknownModelError(
-            f"model {model_spec!r} is neither a baseline ({', '.join(BASELINES)}) nor a "
-            f"model directory containing {MODEL_FILE}"
-        )
+    """Evaluate ``model_spec`` (see :func:`build_recommender`) on ``benchmark``'s test cases
+    after fitting it on its training sessions (a model directory's ``fit`` trains nothing)."""
+    recommender = build_recommender(benchmark, model_spec, device, overrides, item_vectors)
     started = time.perf_counter()
     recommender.fit(benchmark.train_sessions, benchmark.n_items)
     log.info("fitted %s in %.1fs", model_spec, time.perf_counter() - started)

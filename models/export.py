@@ -1,9 +1,10 @@
 """Export a trained session model to ONNX and prove the export scores like PyTorch.
 
-The exported graph is the model's inference path (``SessionModel.forward``) with the
-interface of ``models.onnx_contract`` (inputs ``item_ids``, ``lengths``; output ``scores``;
-both axes dynamic; opset ``OPSET``). :func:`export_onnx` refuses to leave a file behind
-unless :func:`check_parity` passes: max absolute score difference <= ``atol`` and the same
+The exported graph is the model's inference path (``SessionModel.forward`` of the equivalent
+model ``SessionModel.for_export`` returns) with the interface of ``models.onnx_contract``
+(inputs ``item_ids``, ``lengths``; output ``scores``; both axes dynamic; opset ``OPSET``).
+:func:`export_onnx` refuses to leave a file behind unless :func:`check_parity` passes (it
+compares with the model itself): max absolute score difference <= ``atol`` and the same
 top-20 as PyTorch on random prefixes, ranked by the one ``models.protocol.top_k``.
 
 Write side: imports PyTorch and onnx (the ``[train]`` install). Serving never imports it.
@@ -78,12 +79,13 @@ def export_onnx(
     """Write ``model``'s inference path to ``path`` as ONNX and check parity (see module doc)."""
     path = Path(path)
     model = model.to("cpu").eval()
+    traced = model.for_export()  # e.g. SessAttnText with its text folded into the item table
     ids, lengths = pad_batch([[1, 2, 3], [4], [5, 6]], model.config.max_seq_len)
     ids = np.minimum(ids, model.config.n_items)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
         torch.onnx.export(
-            InferenceGraph(model).eval(),
+            InferenceGraph(traced).eval(),
             (torch.from_numpy(ids), torch.from_numpy(lengths)),
             str(path),
             dynamo=False,

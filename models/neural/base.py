@@ -131,6 +131,11 @@ class SessionModel(nn.Module):
         """Candidate item vectors ``(n_items + 1, d)`` the session vector is scored against."""
         raise NotImplementedError
 
+    def training_candidates(self) -> torch.Tensor | None:
+        """Sorted item indices the training loss ranks each target among; None (default):
+        the whole catalogue. Every training target must be one of them."""
+        return None
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores ``(..., n_items + 1)`` of session vectors ``(..., d)``; column 0 masked."""
         items = self.item_matrix()
@@ -160,20 +165,27 @@ class SessionModel(nn.Module):
         has_target = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (B, T-1)
         source = hidden[:, :-1][has_target]  # (n, d)
         targets = item_ids[:, 1:][has_target]  # (n,)
-        n_items = self.config.n_items
-        if negatives > 0 and 2 * negatives < n_items:
-            sample = torch.randint(1, n_items + 1, (negatives,), device=targets.device)
+        pool = self.training_candidates()  # (C,) sorted item indices, or None: all items
+        n_pool = self.config.n_items if pool is None else len(pool)
+        if negatives > 0 and 2 * negatives < n_pool:
+            sample = torch.randint(1, n_pool + 1, (negatives,), device=targets.device)
+            if pool is not None:
+                sample = pool[sample - 1]
             candidates, inverse, counts = torch.unique(
                 torch.cat([targets, sample]), return_inverse=True, return_counts=True
             )  # (C,)
             in_batch = counts - torch.bincount(inverse[len(targets):], minlength=len(candidates))
-            expected = in_batch.float() + negatives / n_items  # expected multiplicity
+            expected = in_batch.float() + negatives / n_pool  # expected multiplicity
             items = self.item_matrix()[candidates]  # (C, d)
             target_index = inverse[: len(targets)]
             correction = expected.log()
-        else:
+        elif pool is None:
             items = self.item_matrix()[1:]  # (N, d): column 0 is never a target
             target_index = targets - 1
+            correction = None
+        else:
+            items = self.item_matrix()[pool]  # (C, d)
+            target_index = torch.searchsorted(pool, targets)  # targets are in the pool
             correction = None
         if getattr(self.config, "temperature", 0.0) > 0.0:
             source = self.config.temperature * l2_normalize(source)
@@ -193,6 +205,12 @@ class SessionModel(nn.Module):
     def forward(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The exported scorer: ``(B, n_items + 1)`` float32, column 0 below all others."""
         return self.logits(self.session_vector(item_ids, lengths))
+
+    def for_export(self) -> SessionModel:
+        """The model ``models.export`` traces: one whose inference path scores like this
+        one. Default: itself; a model can return a cheaper equivalent (e.g. with
+        data-derived tables folded into its weights)."""
+        return self
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.errors import NotFittedError
+from models.errors import InvalidInputError, NotFittedError
 from models.neural.base import SessionModel
 from models.neural.training import TrainSettings, train_model
 from models.onnx_contract import pad_batch
@@ -19,10 +19,11 @@ from models.protocol import Session, SessionRecommender, check_item_range
 class NeuralRecommender(SessionRecommender):
     """A neural model behind the ``SessionRecommender`` interface.
 
-    ``fit`` builds the model for the catalogue and trains it with
-    ``models.neural.training`` (a validation split of the given sessions drives early
-    stopping); ``score`` runs the same inference path that is exported to ONNX, and
-    ``rank`` is the shared :func:`models.protocol.top_k` of it.
+    ``fit`` builds the model for the catalogue, gives it ``item_vectors`` (the item text
+    table, for text-aware architectures) and trains it with ``models.neural.training`` (a
+    validation split of the given sessions drives early stopping); ``score`` runs the same
+    inference path that is exported to ONNX, and ``rank`` is the shared
+    :func:`models.protocol.top_k` of it.
     """
 
     def __init__(
@@ -31,6 +32,7 @@ class NeuralRecommender(SessionRecommender):
         build: Callable[..., SessionModel],
         settings: TrainSettings | None = None,
         score_batch_size: int = 512,
+        item_vectors: npt.NDArray[np.floating] | None = None,
         **config_overrides: Any,
     ) -> None:
         self.name = name
@@ -38,6 +40,7 @@ class NeuralRecommender(SessionRecommender):
         self._overrides = config_overrides
         self._settings = settings
         self._score_batch_size = score_batch_size
+        self._item_vectors = item_vectors
         self.model: SessionModel | None = None
         self.n_items = 0
 
@@ -46,6 +49,11 @@ class NeuralRecommender(SessionRecommender):
         self.n_items = n_items
         torch.manual_seed(settings.seed)  # weights are initialised from the seed too
         self.model = self._build(n_items, **self._overrides)
+        if self._item_vectors is not None:
+            attach = getattr(self.model, "attach_text", None)
+            if attach is None:
+                raise InvalidInputError(f"{self.name} does not read item text vectors")
+            attach(self._item_vectors)
         train_model(self.model, sessions, settings)
 
     def _require_model(self) -> SessionModel:

@@ -162,6 +162,11 @@ class SessAttn(SessionModel):
     def item_matrix(self) -> torch.Tensor:
         return self.items.weight
 
+    def embed(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """Item vectors ``(..., d)`` of indices ``(...)``: rows of :meth:`item_matrix`, the
+        one item representation used for histories, neighbours and scoring alike."""
+        return self.items(item_ids)
+
     def _relative(self, query_pos: torch.Tensor, width: int) -> torch.Tensor:
         """``(..., Q, T)`` clamped "items ago" index of key ``t`` seen from query position."""
         keys = torch.arange(width, device=query_pos.device)
@@ -170,7 +175,7 @@ class SessAttn(SessionModel):
 
     def _encode(self, item_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Contextualised item vectors ``(B, T, d)`` (causal)."""
-        x = self.items(item_ids)  # (B, T, d)
+        x = self.embed(item_ids)  # (B, T, d)
         if self.config.neighbors:
             x = x + self._global_context(item_ids, x)
         x = self.drop(x)
@@ -190,7 +195,7 @@ class SessAttn(SessionModel):
             nbr, logw = self.fold_ids[fold, item_ids], self.fold_logw[fold, item_ids]
         else:
             nbr, logw = self.nbr_ids[item_ids], self.nbr_logw[item_ids]  # (B, T, K)
-        nbr_x = self.items(nbr)  # (B, T, K, d)
+        nbr_x = self.embed(nbr)  # (B, T, K, d)
         query = self.nbr_query(x).unsqueeze(-2)  # (B, T, 1, d)
         att = (query * nbr_x).sum(-1) / math.sqrt(x.shape[-1])  # (B, T, K)
         att = att + self.nbr_scale * logw

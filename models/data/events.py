@@ -1,15 +1,6 @@
-"""Offline data: benchmark files, event files and validation splits.
-
-Two sources feed offline training and evaluation:
-
-* a **benchmark directory** in the Diginetica format (``train_sessions.txt``: one session per
-  line, space-separated item indices; ``test.tsv``: ``prefix<TAB>target``), read by
-  :func:`load_benchmark`;
-* a **JSON-lines event file** in the stream's event schema, grouped into sessions by
-  :func:`load_event_sessions` and split by time with :meth:`EventCorpus.as_benchmark`.
-
-Item indices are dense ``1..n_items``; ``0`` is padding and out-of-vocabulary
-(see ``docs/contracts.md``); :class:`~models.vocabulary.Vocabulary` maps external ids to them.
+"""JSON-lines event files in the stream's event schema, grouped into sessions
+(:func:`load_event_sessions`) and split by time into a benchmark
+(:meth:`EventCorpus.as_benchmark`). Event files carry no item text.
 """
 
 from __future__ import annotations
@@ -17,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,147 +16,15 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from models.data.benchmark import Benchmark, expand_prefixes
 from models.errors import BenchmarkNotFoundError, InvalidBenchmarkError, InvalidInputError
 from models.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
-TRAIN_FILE = "train_sessions.txt"
-TEST_FILE = "test.tsv"
 EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "purchase"})
 
 
-# --------------------------------------------------------------------------- benchmarks
-@dataclass(frozen=True)
-class Benchmark:
-    """Training sessions plus next-item test cases, all as item indices ``1..n_items``."""
-
-    train_sessions: list[list[int]]
-    test_prefixes: list[list[int]]
-    test_targets: npt.NDArray[np.int64]  # (n_cases,)
-    n_items: int
-    fingerprint: str  # sha256 of the training data's bytes
-    item_ids: tuple[str, ...] | None = None  # external ids of 1..n_items; None = identity
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        if self.item_ids is None:
-            return Vocabulary.identity(self.n_items)
-        return Vocabulary(self.item_ids)
-
-
-def _parse_ids(text: str, where: str) -> list[int]:
-    try:
-        ids = [int(tok) for tok in text.split()]
-    except ValueError as exc:
-        raise InvalidBenchmarkError(f"{where}: item ids must be integers ({exc})") from exc
-    if ids and min(ids) < 1:
-        raise InvalidBenchmarkError(f"{where}: item ids must be >= 1 (0 is reserved)")
-    return ids
-
-
-def load_benchmark(directory: Path) -> Benchmark:
-    """Load ``train_sessions.txt`` and ``test.tsv`` from a benchmark directory.
-
-    ``n_items`` is the largest item id in either file; the fingerprint is the sha256 of the
-    training file's bytes. Blank lines are ignored.
-    """
-    directory = Path(directory)
-    train_path, test_path = directory / TRAIN_FILE, directory / TEST_FILE
-    for path in (train_path, test_path):
-        if not path.is_file():
-            raise BenchmarkNotFoundError(
-                f"{path} not found: a benchmark directory holds {TRAIN_FILE} and {TEST_FILE}"
-            )
-    raw = train_path.read_bytes()
-    fingerprint = hashlib.sha256(raw).hexdigest()
-    train: list[list[int]] = []
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        ids = _parse_ids(line, f"{train_path}:{lineno}")
-        if ids:
-            train.append(ids)
-    prefixes: list[list[int]] = []
-    targets: list[int] = []
-    for lineno, line in enumerate(test_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{test_path}:{lineno}"
-        prefix_text, sep, target_text = line.partition("\t")
-        target = _parse_ids(target_text, where)
-        prefix = _parse_ids(prefix_text, where)
-        if not sep or len(target) != 1 or not prefix:
-            raise InvalidBenchmarkError(f"{where}: expected 'prefix<TAB>target'")
-        prefixes.append(prefix)
-        targets.append(target[0])
-    if not train or not prefixes:
-        raise InvalidBenchmarkError(f"{directory}: training or test file has no data")
-    n_items = max(
-        max(max(s) for s in train), max(max(p) for p in prefixes), max(targets)
-    )
-    return Benchmark(
-        train_sessions=train,
-        test_prefixes=prefixes,
-        test_targets=np.asarray(targets, dtype=np.int64),
-        n_items=n_items,
-        fingerprint=fingerprint,
-    )
-
-
-def expand_prefixes(
-    sessions: Iterable[Sequence[int]],
-) -> tuple[list[list[int]], npt.NDArray[np.int64]]:
-    """Every (prefix of length >= 1, next item) case of every session, in session order.
-
-    >>> p, t = expand_prefixes([[1, 2, 3], [4]])
-    >>> p, t.tolist()
-    ([[1], [1, 2]], [2, 3])
-    """
-    prefixes: list[list[int]] = []
-    targets: list[int] = []
-    for session in sessions:
-        items = list(session)
-        for end in range(1, len(items)):
-            prefixes.append(items[:end])
-            targets.append(items[end])
-    return prefixes, np.asarray(targets, dtype=np.int64)
-
-
-def split_validation(
-    sessions: Sequence[Sequence[int]],
-    fraction: float = 0.1,
-    seed: int = 0,
-    max_cases: int | None = None,
-) -> tuple[list[list[int]], list[list[int]], npt.NDArray[np.int64]]:
-    """Carve a validation set out of *training* sessions, mimicking the test protocol.
-
-    Sessions are assumed chronological (the last lines of a benchmark's training file are the
-    most recent), so the last ``fraction`` of them become validation sessions and the rest
-    stay for training. As in the Diginetica test preprocessing, items a validation session
-    shares with no training session are dropped from it, validation sessions left with fewer
-    than two items are discarded, and each remaining session is expanded into all its
-    (prefix, next item) cases (:func:`expand_prefixes`). When ``max_cases`` is set, that many
-    cases are sampled without replacement using ``seed`` (order preserved); otherwise
-    ``seed`` is unused and the split is fully deterministic.
-
-    Returns ``(train_sessions, valid_prefixes, valid_targets)``.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise InvalidInputError(f"fraction must be in (0, 1), got {fraction}")
-    n_valid = max(1, int(round(len(sessions) * fraction)))
-    if n_valid >= len(sessions):
-        raise InvalidInputError(f"{len(sessions)} sessions are too few to split off validation")
-    train = [list(s) for s in sessions[: len(sessions) - n_valid]]
-    seen = {item for s in train for item in s}
-    valid = [[i for i in s if i in seen] for s in sessions[len(sessions) - n_valid :]]
-    prefixes, targets = expand_prefixes(s for s in valid if len(s) >= 2)
-    if max_cases is not None and len(prefixes) > max_cases:
-        keep = np.sort(np.random.default_rng(seed).choice(len(prefixes), max_cases, False))
-        prefixes = [prefixes[i] for i in keep]
-        targets = targets[keep]
-    return train, prefixes, targets
-
-
-# --------------------------------------------------------------------------- event files
 @dataclass(frozen=True)
 class EventCorpus:
     """Sessions built from an event file, chronological by session start."""
