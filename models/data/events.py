@@ -19,10 +19,13 @@ import orjson
 from models.data.benchmark import Benchmark, expand_prefixes
 from models.errors import BenchmarkNotFoundError, InvalidBenchmarkError, InvalidInputError
 from models.vocabulary import Vocabulary
+from schemas.events import EventType
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "purchase"})
+EVENT_TYPES = frozenset(str(t) for t in EventType if t.names_item)
+"""The interactions a training session is made of (the event contract's types that name an
+item: searches are not)."""
 
 
 @dataclass(frozen=True)
