@@ -25,6 +25,7 @@ import orjson
 
 from schemas.contract import compile_schema, field_name, is_valid_id, short
 from schemas.events import Rejection
+from schemas.keyed import keyed_json
 from schemas.reasons import RejectReason
 from schemas.timestamps import parse_rfc3339_ms
 
@@ -69,25 +70,12 @@ def decode_item(
     key: bytes | None, value: bytes | None, max_bytes: int = DEFAULT_MAX_ITEM_BYTES
 ) -> Item | ItemRemoved | Rejection:
     """One record of the items topic. Never raises on input data."""
-    item_key = _key(key)
-    if value is None:
-        if item_key is None:
-            return Rejection(RejectReason.KEY_MISMATCH,
-                             "a tombstone (null value) needs the item_id as its key")
-        return ItemRemoved(item_key)
-    if len(value) > max_bytes:
-        return Rejection(RejectReason.OVERSIZED_PAYLOAD,
-                         f"value is {len(value)} bytes, the limit is {max_bytes}")
-    if not bytes(value).strip():
-        return Rejection(RejectReason.EMPTY_PAYLOAD, "record value is empty")
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            bytes(value).decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            return Rejection(RejectReason.NOT_UTF8, f"value is not UTF-8: {uexc}")
-        return Rejection(RejectReason.INVALID_JSON, f"value is not JSON: {exc}")
+    keyed = keyed_json(key, value, max_bytes, "item_id", is_valid_id)
+    if isinstance(keyed, Rejection):
+        return keyed
+    item_key, data = keyed.key, keyed.data
+    if data is None:
+        return ItemRemoved(str(item_key))
     if not isinstance(data, dict):
         return Rejection(RejectReason.NOT_AN_OBJECT, "top level is not a JSON object")
     try:
@@ -121,16 +109,6 @@ def decode_item(
 def encode_item(item: Item) -> bytes:
     """An item as its record value (what a producer would write)."""
     return orjson.dumps(item.to_json_dict())
-
-
-def _key(key: bytes | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        text = bytes(key).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if is_valid_id(text) else None
 
 
 def _schema_rejection(data: dict[str, Any], exc: fastjsonschema.JsonSchemaValueException

@@ -31,6 +31,7 @@ import orjson
 from schemas.contract import SCHEMA_VERSION, field_name, load_schema, short
 from schemas.errors import SchemasError
 from schemas.events import Rejection
+from schemas.keyed import keyed_json
 from schemas.reasons import RejectReason
 
 DEFAULT_MAX_RULE_BYTES: Final = 1_048_576
@@ -165,25 +166,12 @@ def decode_rule(
     key: bytes | None, value: bytes | None, max_bytes: int = DEFAULT_MAX_RULE_BYTES
 ) -> Rule | RuleRemoved | Rejection:
     """One record of the rules topic. Never raises on input data."""
-    rule_key = _key(key)
-    if value is None:
-        if rule_key is None:
-            return Rejection(RejectReason.KEY_MISMATCH,
-                             "a tombstone (null value) needs the rule_id as its key")
-        return RuleRemoved(rule_key)
-    if len(value) > max_bytes:
-        return Rejection(RejectReason.OVERSIZED_PAYLOAD,
-                         f"value is {len(value)} bytes, the limit is {max_bytes}")
-    if not bytes(value).strip():
-        return Rejection(RejectReason.EMPTY_PAYLOAD, "record value is empty")
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            bytes(value).decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            return Rejection(RejectReason.NOT_UTF8, f"value is not UTF-8: {uexc}")
-        return Rejection(RejectReason.INVALID_JSON, f"value is not JSON: {exc}")
+    keyed = keyed_json(key, value, max_bytes, "rule_id", RULE_ID_PATTERN.fullmatch)
+    if isinstance(keyed, Rejection):
+        return keyed
+    rule_key, data = keyed.key, keyed.data
+    if data is None:
+        return RuleRemoved(str(rule_key))
     rule = rule_from_json(data)
     if isinstance(rule, Rejection):
         return rule
@@ -267,16 +255,6 @@ def parse_rule_list(text: str) -> tuple[Rule, ...]:
         seen.add(rule.rule_id)
         rules.append(rule)
     return tuple(rules)
-
-
-def _key(key: bytes | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        text = bytes(key).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if RULE_ID_PATTERN.fullmatch(text) else None
 
 
 _ID_FIELDS: Final = ("user_id", "items[")
