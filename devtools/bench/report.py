@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from devtools.bench import SYSTEMS
+from devtools.bench import STREAMREC_IDS_ONLY, SYSTEMS
 from devtools.bench.measure import median, quantiles, ratio
 
 FIGURES = ("events_per_s", "recs_per_s", "cpu_s_per_1k_events", "cores", "peak_rss_mib",
@@ -66,7 +66,7 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 def table_rows(summary: dict[str, dict[str, Any]], n_runs: dict[str, int]) -> list[list[str]]:
     rows = [["system", "events/s", "recs/s", "CPU s/1k events", "cores used",
              "peak RSS MiB", "freshness p50 / p95 / p99 ms", "runs"]]
-    for name in SYSTEMS:
+    for name in (*SYSTEMS, STREAMREC_IDS_ONLY):
         if name not in summary:
             continue
         s = summary[name]
@@ -158,7 +158,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     panels = 3 if results.get("scaling") else 2
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5))
     ax = axes[0]
-    for name in SYSTEMS:
+    for name in (*SYSTEMS, STREAMREC_IDS_ONLY):
         for i, run in enumerate(results["runs"].get(name, [])):
             series = run.get("timeline") or []
             if series:
