@@ -33,6 +33,8 @@ def test_quick_bench_runs_both_systems_and_reports_their_ratio(tmp_path: Path) -
     out = tmp_path / "bench"
     command = [sys.executable, "-m", "streams.cli", "bench", "--quick",
                "--systems", "baseline,streamrec", "--out", str(out),
+               # a 2,000-item catalogue: embedded in seconds before each streamrec instance
+               "--items", "2000",
                "--min-ratio", str(UNREACHABLE_RATIO)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
