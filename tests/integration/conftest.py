@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from devtools.demo.generator import GeneratorConfig, generate_events
-from tests.support import REPO
+from devtools.processes import free_port
+from streams.settings import Settings
+from tests.support import REPO, WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return out
+
+
+@pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Two workers of one group on the test module's ``settings`` (each module defines that
+    fixture), the second with its own state directory and web port; stopped afterwards."""
+    other = settings.model_copy(update={"data_dir": tmp_path / "state-b",
+                                        "web_port": free_port()})
+    started = [WorkerProcess(settings, tmp_path / "a.log").start(),
+               WorkerProcess(other, tmp_path / "b.log").start()]
+    try:
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()

@@ -13,7 +13,6 @@ One scenario, in order (each step needs the ones before):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import pytest
 from devtools.broker import EmbeddedBroker
 from devtools.demo.catalog import generate_catalog, new_item
 from devtools.demo.generator import GeneratorConfig, generate_events
-from devtools.processes import free_port
 from schemas.dead_letters import decode_dead_letter
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
@@ -47,19 +45,6 @@ def settings(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Se
                                  standby_replicas=0, **FAST_GROUP)
     create_topics(settings)
     return settings
-
-
-@pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    other = settings.model_copy(update={"data_dir": tmp_path / "state-b",
-                                        "web_port": free_port()})
-    started = [WorkerProcess(settings, tmp_path / "a.log").start(),
-               WorkerProcess(other, tmp_path / "b.log").start()]
-    try:
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
 
 
 def publish_items(settings: Settings, records: list[dict[str, Any] | tuple[str, None]]) -> None:

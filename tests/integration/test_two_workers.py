@@ -11,7 +11,6 @@ of all the user's events.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import orjson
 import pytest
 
 from devtools.broker import EmbeddedBroker
-from devtools.processes import free_port
 from streams.kafka.partitioning import user_partition
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
@@ -46,19 +44,6 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
                                  standby_replicas=1, **FAST_GROUP)
     create_topics(settings)
     return settings
-
-
-@pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    other = settings.model_copy(update={"data_dir": tmp_path / "state-b",
-                                        "web_port": free_port()})
-    started = [WorkerProcess(settings, tmp_path / "a.log").start(),
-               WorkerProcess(other, tmp_path / "b.log").start()]
-    try:
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
 
 
 def round_of_events(start_ms: int, round_no: int) -> list[dict[str, Any]]:

@@ -10,11 +10,9 @@ others). The events are sent with the producer client (``streams.client``).
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +39,12 @@ PARTITIONS = 4
 TYPES = ("view", "click", "add_to_cart", "purchase")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def settings(broker: Any, tmp_path: Path) -> Settings:
     settings = isolated_settings(broker.url, tmp_path, topic_partitions=PARTITIONS,
                                  **FAST_GROUP)
     create_topics(settings)
     return settings
-
-
-@pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    other = settings.model_copy(update={"data_dir": tmp_path / "state-b",
-                                        "web_port": free_port()})
-    started = [WorkerProcess(settings, tmp_path / "a.log").start(),
-               WorkerProcess(other, tmp_path / "b.log").start()]
-    try:
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
 
 
 def fetch(worker: WorkerProcess, user: str) -> tuple[int, Any, str | None]:
