@@ -170,6 +170,7 @@ def rank_users(
         except Exception:  # a broken model must not stop the stream: serve trending instead
             log.exception("model %s failed on a batch of %d users", scorer.name,
                           len(ranked_by_model))
+            elapsed = time.perf_counter() - started
             for user in ranked_by_model:
                 pools[user] = _fallback(board, candidates[user], None, k, now_ms,
                                         FALLBACK_SCORING_ERROR, keep, fetch, explain)
@@ -183,7 +184,6 @@ def rank_users(
                 pools[user] = _Pool(explain.merged(
                     _with_spares(head, model_items, near)[:fetch], set(dict(model_items)),
                     candidates[user].history), None)
-        elapsed = elapsed or (time.perf_counter() - started)
     results = _finish(candidates, pools, k, now_ms, layer)
     return results, ScoringReport(elapsed, scored_users, without_text,
                                   layer_report=results.report)
