@@ -1,9 +1,12 @@
-"""Stage 4: score every user a micro-batch touched in one batched model call.
+"""Stage 4: score every user a micro-batch touched — one batched model call and one
+nearest-neighbour search for all of them — then hand the explained pools to the ranking layer.
 
 The model is whatever ``models.serving.load_scorer`` serves; when there is none, when a user
 has no history, when none of the user's items is known to the model (the catalogue moved on
-since it was trained), or when the call fails, the user gets the partition's trending items
-and the message says which fallback it is.
+since it was trained), or when the call fails, the user gets text neighbours of their recent
+items and the partition's trending items, and the message says which fallback it is. The
+sources are combined by :mod:`streams.candidates.merge`; items the catalogue says are gone
+never pass (:class:`streams.catalog.catalog.Catalog`).
 """
 
 from __future__ import annotations
