@@ -26,7 +26,6 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
-from schemas.events import DecodeLimits
 from schemas.reasons import RejectReason
 from schemas.rules import CategoryCap
 from streams import __version__
@@ -79,15 +78,6 @@ class Worker:
 
     def is_ready(self) -> bool:
         return self.readiness.is_ready()
-
-
-def decode_limits(settings: Settings) -> DecodeLimits:
-    return DecodeLimits(
-        max_payload_bytes=settings.max_payload_bytes,
-        max_future_skew_s=settings.max_future_skew_s,
-        max_past_age_s=settings.max_event_age_s,
-        topic_event_types=settings.topic_event_types,
-    )
 
 
 def state_bounds(settings: Settings) -> StateBounds:
@@ -301,7 +291,7 @@ def _wire_agents(worker: Worker) -> None:
                         partitions=settings.topic_partitions)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
     ingest = IngestAgent(
-        IngestConfig.from_settings(settings, decode_limits(settings)),
+        IngestConfig.from_settings(settings),
         worker.metrics, by_user, dead_letters,
     )
     state = StateAgent(

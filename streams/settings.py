@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import EventType
+from schemas.events import DecodeLimits, EventType
 from schemas.rules import Rule, parse_rule_list
 
 ENV_PREFIX = "STREAMREC_"
@@ -313,6 +313,16 @@ class Settings(BaseSettings):
         for event_type in EventType:
             routes[self.topic_for(event_type)].add(event_type)
         return MappingProxyType({topic: frozenset(types) for topic, types in routes.items()})
+
+    def decode_limits(self) -> DecodeLimits:
+        """The checks beyond the schema every event gets — payload size, timestamp window,
+        which types each topic carries — for the worker's ingest and the producer client."""
+        return DecodeLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_future_skew_s=self.max_future_skew_s,
+            max_past_age_s=self.max_event_age_s,
+            topic_event_types=self.topic_event_types,
+        )
 
     def topic_for(self, event_type: str) -> str:
         """The input topic producers publish an event type to.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.events import DecodeLimits
 from streams.kafka.clients import ssl_context
 from streams.settings import Settings
 
@@ -36,16 +35,3 @@ def kafka_python_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def event_limits(settings: Settings) -> DecodeLimits:
-    """The checks beyond the schema that the worker applies to every event (payload size,
-    timestamp window, which types each topic carries), from the same settings.
-
-    The worker builds the same object in :func:`streams.app.decode_limits`; this copy keeps
-    the client free of Faust (importing :mod:`streams.app` pulls in the whole worker).
-    """
-    return DecodeLimits(
-        max_payload_bytes=settings.max_payload_bytes,
-        max_future_skew_s=settings.max_future_skew_s,
-        max_past_age_s=settings.max_event_age_s,
-        topic_event_types=settings.topic_event_types,
-    )

@@ -54,7 +54,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from schemas.events import DecodeLimits, Event, Rejection, decode_event
 from schemas.reasons import RejectReason
-from streams.client.config import event_limits, kafka_python_config
+from streams.client.config import kafka_python_config
 from streams.errors import (
     BrokerUnavailableError,
     DeliveryError,
@@ -94,7 +94,7 @@ class EventProducer:
     def __init__(self, settings: Settings | None = None, *, check_topics: bool = True,
                  **kafka_config: Any) -> None:
         self.settings = settings if settings is not None else load_settings()
-        self.limits: DecodeLimits = event_limits(self.settings)
+        self.limits: DecodeLimits = self.settings.decode_limits()
         config = kafka_python_config(self.settings, **{**PRODUCER_DEFAULTS, **kafka_config})
         try:
             if check_topics:

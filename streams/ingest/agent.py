@@ -38,10 +38,10 @@ class IngestConfig:
     rules_topic: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, limits: DecodeLimits) -> IngestConfig:
+    def from_settings(cls, settings: Settings) -> IngestConfig:
         key = settings.pseudonymisation_key
         return cls(
-            limits=limits,
+            limits=settings.decode_limits(),
             partitions=settings.topic_partitions,
             erasure_topic=settings.topic_user_erasure,
             items_topic=settings.topic_items,

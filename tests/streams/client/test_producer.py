@@ -17,7 +17,6 @@ import pytest
 
 from schemas.events import DecodeLimits, Event, EventType, decode_event
 from streams.client import EventProducer
-from streams.client.config import event_limits
 from streams.errors import (
     BrokerUnavailableError,
     DeliveryError,
@@ -77,7 +76,7 @@ def test_events_are_routed_by_type_keyed_by_user_and_partitioned_like_the_worker
         assert message.partition() == user_partition(original["user_id"], PARTITIONS)
         assert orjson.loads(message.value()) == original
         # What the worker's ingest makes of it on that topic: the same event, accepted.
-        decoded = decode_event(message.value(), message.topic(), event_limits(settings))
+        decoded = decode_event(message.value(), message.topic(), settings.decode_limits())
         assert isinstance(decoded, Event) and decoded.event_id == original["event_id"]
     # One user's events stay in the order they were sent (one partition, one key).
     user_3 = [orjson.loads(m.value())["event_id"] for m in messages
@@ -157,11 +156,13 @@ def test_erasure_requests_are_what_the_worker_decodes(
 
 
 def test_the_client_checks_the_limits_the_worker_applies(settings: Settings) -> None:
-    from streams.app import decode_limits
-
+    # One source for both: Settings.decode_limits (the worker's ingest calls it too).
     tight = settings.model_copy(update={"max_future_skew_s": 7.0, "add_to_cart_topic": "views"})
-    assert event_limits(tight) == decode_limits(tight)
-    assert isinstance(event_limits(tight), DecodeLimits)
+    with EventProducer(tight) as producer:
+        limits = producer.limits
+    assert isinstance(limits, DecodeLimits) and limits == tight.decode_limits()
+    assert limits.max_future_skew_s == 7.0
+    assert EventType.ADD_TO_CART in limits.topic_event_types[tight.topic_views]
 
 
 def test_a_missing_topic_is_an_error_not_an_auto_created_topic(settings: Settings) -> None:

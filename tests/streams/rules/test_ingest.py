@@ -54,7 +54,7 @@ def test_rule_records_are_only_checked_and_bad_ones_dead_lettered() -> None:
 
 
 def test_the_agent_dead_letters_them_with_their_source_and_counts_them_as_rules() -> None:
-    config = IngestConfig.from_settings(Settings(), DEFAULT_LIMITS)
+    config = IngestConfig.from_settings(Settings())
     assert config.rules_topic == "rules"
     metrics = create_metrics(CollectorRegistry())
     dead_letters = RecordingTopic()
