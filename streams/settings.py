@@ -102,8 +102,24 @@ class Settings(BaseSettings):
         description="Business-rules topic (log-compacted, key = rule_id, null value = "
         "removed); every worker reads all of it and applies it live.",
     )
+    topic_control: str = Field(
+        "streamrec.control",
+        description="Model lifecycle topic (log-compacted, one partition): promotions and "
+        "experiments; every worker reads all of it and applies it live.",
+    )
+    topic_feedback: str = Field(
+        "streamrec.feedback",
+        description="Attribution log: recommendations served under an experiment and every "
+        "click, cart and purchase credited to a recommendation (what 'experiment report' "
+        "reads; the log to learn from and audit).",
+    )
+    topic_shadow: str = Field(
+        "recommendations.shadow",
+        description="What a shadow variant would have recommended (never sent to users).",
+    )
     topic_partitions: int = Field(
-        4, ge=1, description="Partitions of every topic streamrec creates."
+        4, ge=1, description="Partitions of every topic streamrec creates (the control topic "
+        "has one)."
     )
     topic_replication_factor: int = Field(
         1, ge=1, description="Replication factor of every topic streamrec creates."
@@ -150,6 +166,17 @@ class Settings(BaseSettings):
         None,
         description="Model directory written by 'streamrec train'. Unset: trending only "
         "(every recommendation is a fallback marked 'no_model').",
+    )
+    model_registry: Path | None = Field(
+        None,
+        description="Model registry directory shared by the workers (a volume): versions "
+        "published by 'streamrec models publish', served as promoted on the control topic. "
+        "Exclusive with model_dir.",
+    )
+    model_load_timeout_s: float = Field(
+        120.0, gt=0,
+        description="Longest loading, warming and validating one model version may take "
+        "before it counts as failed (the serving version stays).",
     )
     model_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="ONNX Runtime device; 'auto' uses CUDA only when it is usable."
@@ -219,6 +246,33 @@ class Settings(BaseSettings):
         256, ge=1, description="Most catalogue records read and embedded per batch."
     )
 
+    # --- attribution and experiments -----------------------------------------------------
+    attribution_click_window_s: float = Field(
+        1800.0, gt=0,
+        description="A click on an item of the user's latest recommendation within this long "
+        "after it was generated counts for it (without properties.recommendation_id).",
+    )
+    attribution_cart_window_s: float = Field(
+        1800.0, gt=0, description="The same window for add_to_cart."
+    )
+    attribution_purchase_window_s: float = Field(
+        86400.0, gt=0, description="The same window for purchases."
+    )
+    attribution_ledger_size: int = Field(
+        8, ge=1, le=100,
+        description="Recent recommendations kept per user for attribution by "
+        "properties.recommendation_id (older ids are matched by the window rule only).",
+    )
+    guard_max_p_value: float = Field(
+        0.001, gt=0, lt=1,
+        description="Guard rail: a variant whose scoring-error-or-fallback rate is higher "
+        "than the control's with a one-sided p-value below this is rolled back.",
+    )
+    guard_min_users: int = Field(
+        200, ge=1,
+        description="Guard rail: users scored per variant (on one worker) before it judges.",
+    )
+
     # --- input limits -------------------------------------------------------------------
     max_payload_bytes: int = Field(
         65536, ge=256, description="Larger input messages are dead-lettered."
@@ -286,6 +340,9 @@ class Settings(BaseSettings):
     def _timeouts_consistent(self) -> Settings:
         if self.broker_heartbeat_interval_s >= self.broker_session_timeout_s:
             raise ValueError("broker_heartbeat_interval_s must be below the session timeout")
+        if self.model_dir is not None and self.model_registry is not None:
+            raise ValueError("set STREAMREC_MODEL_DIR (one fixed model) or "
+                             "STREAMREC_MODEL_REGISTRY (promoted versions), not both")
         if self.broker_security_protocol.startswith("SASL") and not self.broker_sasl_username:
             raise ValueError("SASL needs STREAMREC_BROKER_SASL_USERNAME and _PASSWORD")
         return self

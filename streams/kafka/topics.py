@@ -37,6 +37,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_user_erasure, n, rf, {}),
         TopicSpec(settings.topic_items, n, rf, compacted),
         TopicSpec(settings.topic_rules, n, rf, compacted),
+        TopicSpec(settings.topic_control, 1, rf, compacted),
+        TopicSpec(settings.topic_feedback, n, rf, {}),
+        TopicSpec(settings.topic_shadow, n, rf, compacted),
     ]
 
 
