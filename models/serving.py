@@ -32,7 +32,12 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.errors import InvalidInputError, NotFittedError, ProviderUnavailableError
+from models.errors import (
+    InvalidInputError,
+    ModelDirectoryError,
+    NotFittedError,
+    ProviderUnavailableError,
+)
 from models.model_dir import ModelDirectory, read_model_dir
 from models.onnx_contract import ITEM_IDS, LENGTHS, SCORES, pad_batch
 from models.protocol import Session, SessionRecommender, check_item_range, top_k
@@ -223,3 +228,51 @@ class OnnxRecommender(SessionRecommender):
             chunk = prefixes[start : start + self.rank_batch_size]
             out[start : start + len(chunk)] = self.scorer.score_indices(chunk)
         return out
+
+
+PROBE_HISTORIES = 4
+"""Histories the servability check scores: one of every length up to the model's window."""
+
+
+def check_servable(scorer: OnnxScorer, k: int = 20) -> None:
+    """Check a freshly loaded model before it serves, and warm it: raises
+    :class:`ModelDirectoryError` when it must not serve.
+
+    What is checked without PyTorch (the worker has none): ``meta.json`` records that the
+    export's ONNX-vs-PyTorch parity check passed and declares the ONNX interface this code
+    speaks (:mod:`models.onnx_contract`); the graph's own inputs and outputs are those; a
+    batched call on probe histories (the vocabulary's first items, lengths 1 to the model's
+    window) returns one finite score per item for every row, and ranking them yields ``k``
+    items (or every item of a smaller catalogue). The call also warms ONNX Runtime, so the
+    first real micro-batch does not pay for its lazy initialisation.
+    """
+    directory = scorer.model_dir
+    where = f"model {scorer.name} {scorer.version} ({directory.path})"
+    onnx_meta = directory.meta.get("onnx") or {}
+    parity = onnx_meta.get("parity") or {}
+    if not (parity.get("top20_identical") is True and int(parity.get("cases") or 0) > 0):
+        raise ModelDirectoryError(f"{where}: meta.json does not record a passed ONNX parity "
+                                  "check; re-export it with 'streamrec train'")
+    declared = ([i.get("name") for i in onnx_meta.get("inputs", [])],
+                [o.get("name") for o in onnx_meta.get("outputs", [])])
+    expected = ([ITEM_IDS, LENGTHS], [SCORES])
+    session = scorer._session  # noqa: SLF001 - the graph's own interface
+    actual = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    for what, names in (("meta.json", declared), ("model.onnx", actual)):
+        if sorted(names[0]) != sorted(expected[0]) or names[1] != expected[1]:
+            raise ModelDirectoryError(
+                f"{where}: {what} declares inputs {names[0]} and outputs {names[1]}, this "
+                f"worker serves inputs {expected[0]} and outputs {expected[1]}")
+    n = scorer.n_items
+    probes = [list(range(1, min(n, length) + 1))
+              for length in np.linspace(1, scorer.max_seq_len, PROBE_HISTORIES).astype(int)]
+    scores = scorer.score_indices(probes)
+    if scores.shape != (len(probes), n + 1):
+        raise ModelDirectoryError(f"{where}: scores have shape {scores.shape}, expected "
+                                  f"{(len(probes), n + 1)}")
+    if not np.isfinite(scores[:, 1:]).all():
+        raise ModelDirectoryError(f"{where}: the probe call returned NaN or infinite scores")
+    ranked = scorer.recommend([scorer.vocabulary.items[:1]], min(k, n))
+    if len(ranked[0]) < min(k, n - 1):
+        raise ModelDirectoryError(f"{where}: ranked {len(ranked[0])} items, expected "
+                                  f"{min(k, n - 1)}")

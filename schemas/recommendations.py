@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -52,13 +53,18 @@ def build_recommendation(
     trigger: Event | TriggerRef,
     generated_at_ms: int,
     fallback: FallbackReason | str | None,
+    *,
+    recommendation_id: str | None = None,
+    experiment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A recommendation message (not yet validated: :func:`encode_recommendation` does that).
 
     ``items`` are ``(item_id, score)`` or ``(item_id, score, reason)`` in rank order, best
     first (``reason``: the ``{"kind": ...}`` object, or None); ``trigger`` is the user's
     newest event by event time (an :class:`Event` or a :class:`TriggerRef`); ``fallback`` is
-    ``None`` when the model ranked the items.
+    ``None`` when the model ranked the items; ``recommendation_id`` defaults to
+    :func:`recommendation_id_for` the user, trigger and generation time; ``experiment`` is
+    ``{"name": ..., "variant": ...}`` or None.
     """
     trigger_ms = trigger.timestamp_ms if isinstance(trigger, Event) else trigger.event_time_ms
     return {
@@ -73,7 +79,23 @@ def build_recommendation(
         },
         "generated_at": format_rfc3339_ms(generated_at_ms),
         "fallback": None if fallback is None else str(fallback),
+        "recommendation_id": recommendation_id or recommendation_id_for(
+            user_id, trigger.event_id, str(generated_at_ms)),
+        "experiment": None if experiment is None else dict(experiment),
     }
+
+
+def recommendation_id_for(user_id: str, trigger_event_id: str, discriminator: str) -> str:
+    """A recommendation id: 32 hex digits of SHA-256 over the user, the trigger event and a
+    discriminator, so rebuilding the same recommendation from the same state gives the same
+    id (what lets attribution and its log stay exact across a worker restart).
+
+    >>> recommendation_id_for("u1", "e9", "3")
+    '949beb56fe3b84fecd1d4eb9d1899ee8'
+    """
+    digest = hashlib.sha256(
+        f"{user_id}\0{trigger_event_id}\0{discriminator}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
 
 
 def _item(item_id: str, score: float, reason: Mapping[str, Any] | None = None
@@ -88,8 +110,10 @@ _UTC_TIME = re.compile(
     r"\.[0-9]{3}Z"
 )
 _RECOMMENDATION_KEYS: Final = frozenset(
-    {"schema_version", "user_id", "items", "model", "trigger", "generated_at", "fallback"}
+    {"schema_version", "user_id", "items", "model", "trigger", "generated_at", "fallback",
+     "recommendation_id", "experiment"}
 )
+_EXPERIMENT_KEYS: Final = frozenset({"name", "variant"})
 _ITEM_KEYS: Final = frozenset({"item_id", "score"})
 _ITEM_KEYS_WITH_REASON: Final = frozenset({"item_id", "score", "reason"})
 _MODEL_KEYS: Final = frozenset({"name", "version"})
@@ -137,7 +161,17 @@ def _fast_recommendation_ok(d: Any) -> bool:
         or _UTC_TIME.fullmatch(event_time) is None
     ):
         return False
-    texts = [user_id, name, version, event_id]
+    recommendation_id, experiment = d["recommendation_id"], d["experiment"]
+    if type(recommendation_id) is not str or not 0 < len(recommendation_id) <= 256:
+        return False
+    texts = [user_id, name, version, event_id, recommendation_id]
+    if experiment is not None:
+        if type(experiment) is not dict or experiment.keys() != _EXPERIMENT_KEYS:
+            return False
+        for label in experiment.values():
+            if type(label) is not str or not 0 < len(label) <= 128:
+                return False
+            texts.append(label)
     for item in items:
         if type(item) is not dict:
             return False
@@ -178,7 +212,7 @@ def _fast_reason_ok(reason: Any, texts: list[str]) -> bool:
 
 
 _RECOMMENDATION_FAST_PATH_SHA256: Final = (
-    "88e4c0b08813c8199f4f046b03c3b612e2d1a065960dd82c86104d4eff21cfb0"
+    "b31d7a099a0f2d350785e5975c8566f9c95b470fd269ffad07e2326aaf28f7fc"
 )
 RECOMMENDATION_FAST_PATH_ENABLED: Final = (
     schema_fingerprint(load_schema("recommendation")) == _RECOMMENDATION_FAST_PATH_SHA256

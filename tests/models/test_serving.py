@@ -231,3 +231,50 @@ def test_train_on_events(tmp_path: Path) -> None:
     scorer = load_scorer(out)
     row = scorer.recommend([["sku-3", "sku-4"]], k=3, exclude=[{"sku-5"}])[0]
     assert len(row) == 3 and all(i.startswith("sku-") and i != "sku-5" for i, _ in row)
+
+
+# ------------------------------------------------------------------ servability check
+def _copy_with_meta(model_dir: Path, target: Path, change) -> Path:
+    import shutil
+
+    shutil.copytree(model_dir, target)
+    meta = json.loads((target / "meta.json").read_text())
+    change(meta)
+    (target / "meta.json").write_text(json.dumps(meta))
+    return target
+
+
+def test_a_trained_model_is_servable(model_dir: Path) -> None:
+    serving.check_servable(serving.load_scorer(model_dir, device="cpu"))
+
+
+def test_a_model_without_a_passed_parity_check_is_refused(model_dir: Path, tmp_path) -> None:
+    def drop_parity(meta) -> None:
+        meta["onnx"].pop("parity")
+
+    broken = _copy_with_meta(model_dir, tmp_path / "m", drop_parity)
+    with pytest.raises(serving.ModelDirectoryError, match="parity"):
+        serving.check_servable(serving.load_scorer(broken, device="cpu"))
+
+
+def test_a_model_declaring_another_interface_is_refused(model_dir: Path, tmp_path) -> None:
+    def rename_output(meta) -> None:
+        meta["onnx"]["outputs"][0]["name"] = "logits"
+
+    broken = _copy_with_meta(model_dir, tmp_path / "m", rename_output)
+    with pytest.raises(serving.ModelDirectoryError, match="logits"):
+        serving.check_servable(serving.load_scorer(broken, device="cpu"))
+
+
+def test_a_model_returning_nan_is_refused(model_dir: Path, monkeypatch) -> None:
+    scorer = serving.load_scorer(model_dir, device="cpu")
+    real = scorer.score_indices
+
+    def poisoned(rows):
+        scores = real(rows)
+        scores[:, 1] = np.nan
+        return scores
+
+    monkeypatch.setattr(scorer, "score_indices", poisoned)
+    with pytest.raises(serving.ModelDirectoryError, match="NaN"):
+        serving.check_servable(scorer)

@@ -18,7 +18,11 @@ from schemas.dead_letters import decode_dead_letter, encode_dead_letter
 from schemas.errors import InvalidTimestampError, SchemasError, SchemaViolationError
 from schemas.events import Event, EventType, Rejection
 from schemas.reasons import FallbackReason, RejectReason
-from schemas.recommendations import build_recommendation, encode_recommendation
+from schemas.recommendations import (
+    build_recommendation,
+    encode_recommendation,
+    recommendation_id_for,
+)
 from schemas.timestamps import format_rfc3339_ms, parse_rfc3339_ms
 
 NOW = parse_rfc3339_ms("2026-11-23T18:00:00.250Z")
@@ -48,7 +52,32 @@ def test_build_recommendation() -> None:
         },
         "generated_at": "2026-11-23T18:00:00.250Z",
         "fallback": None,
+        "recommendation_id": recommendation_id_for("u-1", "e-9", str(NOW)),
+        "experiment": None,
     }
+
+
+def test_a_recommendation_names_its_experiment_and_variant() -> None:
+    message = build_recommendation(
+        "u-1", [("sku-1", 2.5)], "sasrec", "7", TRIGGER, NOW, None,
+        recommendation_id="r-1", experiment={"name": "spring", "variant": "B"})
+    decoded = orjson.loads(encode_recommendation(message))
+    assert decoded["recommendation_id"] == "r-1"
+    assert decoded["experiment"] == {"name": "spring", "variant": "B"}
+    assert RECOMMENDATION.is_valid(decoded)
+
+
+@pytest.mark.parametrize("experiment", [{"name": "x"}, {"name": "", "variant": "A"},
+                                        {"name": "x", "variant": "A", "extra": "1"}, "A"])
+def test_a_malformed_experiment_is_refused(experiment: Any) -> None:
+    with pytest.raises(SchemaViolationError):
+        encode_recommendation(recommendation(experiment=experiment))
+
+
+def test_recommendation_ids_differ_per_user_trigger_and_discriminator() -> None:
+    ids = {recommendation_id_for(u, e, d) for u in ("u1", "u2") for e in ("e1", "e2")
+           for d in ("1", "2")}
+    assert len(ids) == 8 and all(len(i) == 32 for i in ids)
 
 
 def test_encode_recommendation_is_schema_valid_json() -> None:
