@@ -57,6 +57,19 @@ class Metrics:
     fallbacks: Counter
     model_info: Info
     model_loaded_timestamp_seconds: Gauge
+    model_loads: Counter
+    model_load_seconds: Histogram
+    model_load_failed: Gauge
+    model_swaps: Counter
+    promotion_to_serving_seconds: Histogram
+    variant_recommendations: Counter
+    variant_failures: Counter
+    attributed: Counter
+    attributed_revenue: Counter
+    guard_rollbacks: Counter
+    shadow_recommendations: Counter
+    shadow_overlap: Histogram
+    shadow_scoring_seconds: Histogram
     state_users: Gauge
     state_items: Gauge
     state_disk_bytes: Gauge
@@ -293,6 +306,81 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("catalog_embedding_failures"),
             "Catalogue items stored without an embedding (encoder unavailable or failed).",
             registry=registry,
+        ),
+        model_loads=Counter(
+            name("model_loads"),
+            "Model versions loaded from the registry, by outcome (ok: checked, warmed and "
+            "ready to serve; failed: never serves, the serving version stays).",
+            ["outcome"], registry=registry,
+        ),
+        model_load_seconds=Histogram(
+            name("model_load_seconds"),
+            "Time to load, check and warm one model version (off the scoring thread).",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+            registry=registry,
+        ),
+        model_load_failed=Gauge(
+            name("model_load_failed"),
+            "Model versions the control topic asks for that failed to load or to pass the "
+            "servability check (0 when every wanted version serves).",
+            registry=registry,
+        ),
+        model_swaps=Counter(
+            name("model_swaps"),
+            "Times the model serving users outside experiments changed (a promotion or a "
+            "rollback took effect between two micro-batches).",
+            registry=registry,
+        ),
+        promotion_to_serving_seconds=Histogram(
+            name("promotion_to_serving_seconds"),
+            "From the promotion record's time to this worker serving that version.",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+            registry=registry,
+        ),
+        variant_recommendations=Counter(
+            name("variant_recommendations"),
+            "Recommendations sent, by experiment and variant ('none' outside experiments).",
+            ["experiment", "variant"], registry=registry,
+        ),
+        variant_failures=Counter(
+            name("variant_failures"),
+            "Recommendations whose variant's model failed (scoring_error) or knew none of the "
+            "user's items (unknown_items): what the guard rail compares with the control.",
+            ["experiment", "variant"], registry=registry,
+        ),
+        attributed=Counter(
+            name("attributed"),
+            "Interactions credited to the recommendation that showed the item, by "
+            "experiment, variant and event type (click, add_to_cart, purchase).",
+            ["experiment", "variant", "event_type"], registry=registry,
+        ),
+        attributed_revenue=Counter(
+            name("attributed_revenue"),
+            "Revenue (price x quantity, the shop's currency) of attributed purchases.",
+            ["experiment", "variant"], registry=registry,
+        ),
+        guard_rollbacks=Counter(
+            name("guard_rollbacks"),
+            "Experiments this worker's guard rail rolled back to the control, by experiment "
+            "and the variant that failed.",
+            ["experiment", "variant"], registry=registry,
+        ),
+        shadow_recommendations=Counter(
+            name("shadow_recommendations"),
+            "Lists the shadow variant made (written to the shadow topic, never to users).",
+            registry=registry,
+        ),
+        shadow_overlap=Histogram(
+            name("shadow_overlap"),
+            "Per user, the share of the live list's items the shadow variant also listed "
+            "(overlap@k, k = top_k).",
+            buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=registry,
+        ),
+        shadow_scoring_seconds=Histogram(
+            name("shadow_scoring_seconds"),
+            "Wall time of the shadow variant's batched scoring call for one micro-batch.",
+            buckets=BATCH_SECONDS_BUCKETS, registry=registry,
         ),
         items_rejected=Counter(
             name("items_rejected"),
