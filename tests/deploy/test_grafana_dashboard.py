@@ -30,6 +30,7 @@ EXPECTED_ROWS = [
     "Rebalances and recovery",
     "Catalogue and text",
     "Ranking, rules and search",
+    "Models and experiments",
     "Process",
 ]
 
