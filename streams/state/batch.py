@@ -11,34 +11,85 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from schemas.events import Event
+from streams.attribution.ledger import Ledger
 from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.trending import TrendingBoard, record_many
 from streams.state.user_state import Outcome, UserState, apply_event
 
-_HEADER = struct.Struct(">I")
+_LEGACY_HEADER: Final = struct.Struct(">I")  # state length
+_HEADER: Final = struct.Struct(">BBII")  # magic, format, state length, ledger length
+_MAGIC: Final = 0xFF
+RECORD_FORMAT_VERSION: Final = 2
+"""The format byte :meth:`UserRecord.to_bytes` writes after the magic byte; format 1 is the
+legacy layout without a magic (and without a ledger), which :meth:`UserRecord.from_bytes`
+still reads."""
 
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """What the ``users`` table stores per user: state plus the last recommendation sent."""
+    """What the ``users`` table stores per user: state, the last recommendation sent, and
+    the attribution ledger (recent recommendations and what was credited to them)."""
 
     state: UserState
     last_recommendation: bytes | None = None
+    ledger: Ledger = field(default_factory=Ledger)
 
     def to_bytes(self) -> bytes:
+        """Format 2::
+
+            0xFF, 0x02, state length (u32 BE), ledger length (u32 BE),
+            state bytes, ledger bytes (b"" when empty), last recommendation bytes (the rest)
+
+        Format 1 (written before the ledger, still read) was ``state length (u32 BE), state
+        bytes, last recommendation bytes``. Its first byte is the top byte of the state
+        length, so a format 1 record starting with 0xFF would hold over 4 GiB of state:
+        none can, and the magic byte tells the formats apart. A streamrec from before the
+        ledger reads a format 2 record as a (truncated) 4 GiB state and discards it as
+        undecodable, the user starting afresh: roll forward, not back.
+        """
         state = self.state.to_bytes()
-        return _HEADER.pack(len(state)) + state + (self.last_recommendation or b"")
+        ledger = self.ledger.to_bytes()
+        return b"".join((
+            _HEADER.pack(_MAGIC, RECORD_FORMAT_VERSION, len(state), len(ledger)),
+            state, ledger, self.last_recommendation or b"",
+        ))
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> UserRecord:
-        """Inverse of :meth:`to_bytes`; raises :class:`StateDecodeError` for corrupt bytes."""
+        """Inverse of :meth:`to_bytes`, also reading format 1 (an empty ledger); raises
+        :class:`StateDecodeError` for corrupt bytes or a format this code does not know."""
+        if payload[:1] != b"\xff":
+            return cls._from_legacy(payload)
         try:
-            (length,) = _HEADER.unpack_from(payload)
+            _magic, version, state_length, ledger_length = _HEADER.unpack_from(payload)
         except struct.error as exc:
             raise StateDecodeError(f"user record shorter than its header: {exc}") from exc
+        if version != RECORD_FORMAT_VERSION:
+            raise StateDecodeError(
+                f"user record format {version}; this streamrec reads formats 1 and "
+                f"{RECORD_FORMAT_VERSION} (written by a newer streamrec?)"
+            )
         start = _HEADER.size
+        end = start + state_length + ledger_length
+        if len(payload) < end:
+            raise StateDecodeError(
+                f"user record truncated: header says {state_length} state and "
+                f"{ledger_length} ledger bytes, {len(payload) - start} present"
+            )
+        state = UserState.from_bytes(payload[start : start + state_length])
+        ledger = Ledger.from_bytes(payload[start + state_length : end])
+        return cls(state=state, last_recommendation=payload[end:] or None, ledger=ledger)
+
+    @classmethod
+    def _from_legacy(cls, payload: bytes) -> UserRecord:
+        try:
+            (length,) = _LEGACY_HEADER.unpack_from(payload)
+        except struct.error as exc:
+            raise StateDecodeError(f"user record shorter than its header: {exc}") from exc
+        start = _LEGACY_HEADER.size
         if len(payload) < start + length:
             raise StateDecodeError(
                 f"user record truncated: header says {length} state bytes, "
@@ -109,6 +160,7 @@ def apply_batch(
         update.users[user_id] = UserRecord(
             state=state,
             last_recommendation=stored.last_recommendation if stored else None,
+            ledger=stored.ledger if stored else Ledger(),
         )
     return update
 

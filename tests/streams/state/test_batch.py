@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events import Event, EventType
+from streams.attribution.ledger import Ledger, Shown
 from streams.state.batch import (
+    RECORD_FORMAT_VERSION,
     UserRecord,
     apply_batch,
     group_by_user,
@@ -48,26 +53,82 @@ class Store:
 # --- UserRecord ----------------------------------------------------------------------------
 
 
+LEDGER = Ledger((
+    Shown("r1", T0, None, None, "trending", "1", ("a", "b")),
+    Shown("r2", T0 + 5, "exp-1", "B", "gru4rec", "3", ("b", "c"),
+          frozenset({("c", "purchase"), ("b", "click")})),
+))
+
+
 @pytest.mark.parametrize(
     "recommendation",
-    [None, b'{"user_id": "u1", "items": []}', b"\x00\x00\x00\xff binary, header-like"],
+    [None, b'{"user_id": "u1", "items": []}', b"\x00\x00\x00\xff binary, header-like",
+     b"\xff\x02 magic-like"],
 )
-def test_user_record_round_trips(recommendation: bytes | None) -> None:
+@pytest.mark.parametrize("ledger", [Ledger(), LEDGER])
+def test_user_record_round_trips(recommendation: bytes | None, ledger: Ledger) -> None:
     record = UserRecord(folded(ev("e1", "u1", "a", T0), ev("e2", "u1", "b", T0 + 1)),
-                        recommendation)
+                        recommendation, ledger)
     assert UserRecord.from_bytes(record.to_bytes()) == record
 
 
-def test_user_record_starts_with_the_state_length() -> None:
+def test_the_ledger_defaults_to_empty() -> None:
+    record = UserRecord(folded(ev("e1", "u1", "a", T0)), b"REC")
+    assert record.ledger == Ledger()
+
+
+def test_user_record_layout() -> None:
     state = folded(ev("e1", "u1", "a", T0))
-    payload = UserRecord(state, b"REC").to_bytes()
+    state_bytes, ledger_bytes = state.to_bytes(), LEDGER.to_bytes()
+    assert RECORD_FORMAT_VERSION == 2
+    assert UserRecord(state, b"REC", LEDGER).to_bytes() == (
+        b"\xff\x02" + len(state_bytes).to_bytes(4, "big") + len(ledger_bytes).to_bytes(4, "big")
+        + state_bytes + ledger_bytes + b"REC"
+    )
+    assert UserRecord(state).to_bytes() == (  # an empty ledger takes no bytes
+        b"\xff\x02" + len(state_bytes).to_bytes(4, "big") + bytes(4) + state_bytes
+    )
+
+
+@pytest.mark.parametrize("recommendation", [None, b"REC", b"\xff\x02"])
+def test_a_record_in_the_format_before_the_ledger_reads_with_an_empty_ledger(
+    recommendation: bytes | None
+) -> None:
+    state = folded(ev("e1", "u1", "a", T0))
     state_bytes = state.to_bytes()
-    assert payload == len(state_bytes).to_bytes(4, "big") + state_bytes + b"REC"
+    legacy = len(state_bytes).to_bytes(4, "big") + state_bytes + (recommendation or b"")
+    assert UserRecord.from_bytes(legacy) == UserRecord(state, recommendation, Ledger())
 
 
 def test_a_corrupt_state_in_a_record_raises_state_decode_error() -> None:
     with pytest.raises(StateDecodeError):
         UserRecord.from_bytes(b"\x00\x00\x00\x05{bad}rest")
+    with pytest.raises(StateDecodeError):
+        UserRecord.from_bytes(b"\xff\x02\x00\x00\x00\x05\x00\x00\x00\x00{bad}rest")
+
+
+def test_a_corrupt_ledger_in_a_record_raises_state_decode_error() -> None:
+    state = folded(ev("e1", "u1", "a", T0)).to_bytes()
+    payload = (b"\xff\x02" + len(state).to_bytes(4, "big") + (5).to_bytes(4, "big")
+               + state + b"{bad}" + b"REC")
+    with pytest.raises(StateDecodeError, match="ledger"):
+        UserRecord.from_bytes(payload)
+
+
+def test_a_record_of_an_unknown_format_raises_state_decode_error() -> None:
+    payload = UserRecord(folded(ev("e1", "u1", "a", T0))).to_bytes()
+    with pytest.raises(StateDecodeError, match="format 3"):
+        UserRecord.from_bytes(b"\xff\x03" + payload[2:])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.integers(0, 400))
+def test_damaged_records_decode_or_raise_state_decode_error(noise: bytes, cut: int) -> None:
+    valid = UserRecord(folded(ev("e1", "u1", "a", T0)), b"REC", LEDGER).to_bytes()
+    for payload in (noise, b"\xff" + noise, b"\xff\x02" + noise, valid[:cut],
+                    valid[:cut] + noise):
+        with contextlib.suppress(StateDecodeError):
+            UserRecord.from_bytes(payload)
 
 
 # --- apply_batch ---------------------------------------------------------------------------
@@ -91,12 +152,13 @@ def test_each_user_is_read_once_and_folded_in_arrival_order() -> None:
     assert update.outcomes == {Outcome.APPLIED: 4}
 
 
-def test_stored_state_and_last_recommendation_carry_over() -> None:
+def test_stored_state_last_recommendation_and_ledger_carry_over() -> None:
     earlier = ev("a1", "alice", "x", T0)
-    store = Store({"alice": UserRecord(folded(earlier), b"last-rec")})
+    store = Store({"alice": UserRecord(folded(earlier), b"last-rec", LEDGER)})
     new = ev("a2", "alice", "y", T0 + 1_000)
     update = apply_batch([new], store.load, BOUNDS)
-    assert update.users["alice"] == UserRecord(folded(earlier, new), b"last-rec")
+    assert update.users["alice"] == UserRecord(folded(earlier, new), b"last-rec", LEDGER)
+    assert update.users["alice"].ledger is LEDGER
 
 
 def test_duplicates_are_counted_and_not_fresh() -> None:
@@ -112,9 +174,9 @@ def test_duplicates_are_counted_and_not_fresh() -> None:
 
 def test_a_user_whose_events_were_all_duplicates_is_still_rewritten_unchanged() -> None:
     stored_state = folded(ev("a1", "alice", "x", T0))
-    store = Store({"alice": UserRecord(stored_state, b"rec")})
+    store = Store({"alice": UserRecord(stored_state, b"rec", LEDGER)})
     update = apply_batch([ev("a1", "alice", "x", T0)], store.load, BOUNDS)
-    assert update.users == {"alice": UserRecord(stored_state, b"rec")}
+    assert update.users == {"alice": UserRecord(stored_state, b"rec", LEDGER)}
     assert update.fresh_events == []
     assert update.outcomes == {Outcome.DUPLICATE: 1}
 
@@ -188,7 +250,8 @@ def test_a_short_or_truncated_record_is_a_decode_error(payload: bytes) -> None:
 
 
 def test_read_record_reads_a_stored_record_and_none_for_a_missing_one() -> None:
-    record = UserRecord(state=folded(ev("e1", "u1", "a", 1_000)), last_recommendation=b"{}")
+    record = UserRecord(state=folded(ev("e1", "u1", "a", 1_000)), last_recommendation=b"{}",
+                        ledger=LEDGER)
     discarded: list[StateDecodeError] = []
     assert read_record(record.to_bytes(), discarded.append) == record
     assert read_record(None, discarded.append) is None

@@ -1,12 +1,14 @@
 """Stored user state across format versions: what v1 (before searches and purchase times)
-wrote still reads, and v2 is what gets written."""
+wrote still reads, and v2 is what gets written. The same for the user record around it:
+format 1 (no attribution ledger) still reads, format 2 is what gets written."""
 
 from __future__ import annotations
 
 import orjson
 
 from schemas.events import Event, EventType
-from streams.state.batch import UserRecord
+from streams.attribution.ledger import Ledger, Shown
+from streams.state.batch import RECORD_FORMAT_VERSION, UserRecord
 from streams.state.bounds import StateBounds
 from streams.state.user_state import (
     READABLE_FORMAT_VERSIONS,
@@ -29,6 +31,23 @@ V1_STATE = (
     b'"n":["e5",2,5000],"d":["e1","e2","e3","e4","e5"],"a":5}'
 )
 V1_RECORD = b"\x00\x00\x00\xd0" + V1_STATE + b'{"x":1}'  # UserRecord(state, b'{"x":1}')
+
+# Written by UserRecord.to_bytes() of record format 2 (the first with an attribution ledger):
+# V1_DECODED rewritten as state v2, the ledger below, recommendation b'{"x":1}'. Never
+# regenerate.
+V2_STATE = (
+    b'{"v":2,"r":[["sku-1",0,1000],["sku-2",3,2000],["sku-3",1,3000],["sku-4",3,4000],'
+    b'["sku-5",2,5000]],"q":[],"c":[1,1,1,2,0],"p":[["sku-2",5000],["sku-4",5000]],"s":"s1",'
+    b'"ss":1000,"n":["e5",2,5000],"d":["e1","e2","e3","e4","e5"],"a":5}'
+)
+V2_LEDGER = b'1\n["r1",4000,"exp-1","B","gru4rec","3",["sku-6","sku-3"],[[1,1]]]'
+FORMAT2_RECORD = (
+    b"\xff\x02\x00\x00\x00\xe7\x00\x00\x00\x41" + V2_STATE + V2_LEDGER + b'{"x":1}'
+)
+LEDGER_DECODED = Ledger((
+    Shown("r1", 4000, "exp-1", "B", "gru4rec", "3", ("sku-6", "sku-3"),
+          frozenset({("sku-3", "click")})),
+))
 
 V1_DECODED = UserState(
     recent=(
@@ -64,6 +83,19 @@ def test_a_v1_state_still_decodes() -> None:
 def test_a_v1_user_record_still_decodes() -> None:
     record = UserRecord.from_bytes(V1_RECORD)
     assert record == UserRecord(V1_DECODED, b'{"x":1}')
+    assert record.ledger == Ledger()
+
+
+def test_a_format1_record_is_rewritten_as_format2() -> None:
+    assert RECORD_FORMAT_VERSION == 2
+    record = UserRecord.from_bytes(V1_RECORD)
+    rewritten = UserRecord(record.state, record.last_recommendation, LEDGER_DECODED)
+    assert rewritten.to_bytes() == FORMAT2_RECORD
+
+
+def test_a_format2_record_decodes() -> None:
+    assert UserRecord.from_bytes(FORMAT2_RECORD) == UserRecord(
+        V1_DECODED, b'{"x":1}', LEDGER_DECODED)
 
 
 def test_a_v1_state_is_rewritten_as_v2_and_takes_new_events() -> None:
