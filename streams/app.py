@@ -16,16 +16,19 @@ operator sees (metrics, health, HTTP views, logs) in ``ops/``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
+from schemas.control import Experiment, ExperimentStatus, encode_control
 from schemas.reasons import RejectReason
 from schemas.rules import CategoryCap
 from streams import __version__
@@ -33,6 +36,8 @@ from streams.catalog.catalog import Catalog
 from streams.catalog.follow import follow_catalog
 from streams.catalog.reader import CatalogReader
 from streams.catalog.store import CatalogStore
+from streams.clock import now_ms
+from streams.control.follow import follow_control
 from streams.ingest.agent import IngestAgent, IngestConfig
 from streams.ingest.batch import Pseudonymiser
 from streams.kafka.clients import faust_credentials
@@ -46,6 +51,9 @@ from streams.ranking.layer import RankingConfig, RankingLayer
 from streams.ranking.search import QueryEmbeddings
 from streams.rules.book import RuleBook
 from streams.rules.follow import follow_rules
+from streams.scoring.guard import GuardRail, Verdict
+from streams.scoring.plan import fixed_plan
+from streams.scoring.pool import ModelPool
 from streams.scoring.scorer import (
     FALLBACK_REASONS,
     TEXT_UNAVAILABLE,
@@ -75,6 +83,8 @@ class Worker:
     readiness: Readiness
     catalog: CatalogReader
     rules: RuleBook
+    pool: ModelPool | None = None
+    """The registry's loaded versions (None with a fixed model directory or none)."""
 
     def is_ready(self) -> bool:
         return self.readiness.is_ready()
@@ -194,23 +204,32 @@ def create_worker(
         catalog=catalog, encode=lambda: catalog_reader.encoder,
         queries=QueryEmbeddings(settings.query_cache_size), rules=rules.current,
     )
+    pool = model_pool(settings, metrics) if settings.model_registry is not None else None
+    fixed = fixed_plan(scorer)
     scoring = ScoringStage(
-        scorer, ThreadPoolExecutor(1, thread_name_prefix="scoring"),
+        pool.plan if pool is not None else (lambda: fixed),
+        ThreadPoolExecutor(1, thread_name_prefix="scoring"),
         Retrieval(catalog, settings.content_slots, settings.content_history), layer)
     readiness = Readiness(
         app, BrokerHealth(aiokafka_connector(app)),
         model_required=settings.model_dir is not None, model_name=scoring.model_name,
         catalog=lambda: catalog_status(catalog_reader),
+        models_synced=(lambda: pool.synced) if pool is not None else (lambda: True),
+        models=pool.status if pool is not None else None,
     )
     worker = Worker(settings=settings, app=app, metrics=metrics, users=users,
                     trending=trending, scoring=scoring, readiness=readiness,
-                    catalog=catalog_reader, rules=rules)
+                    catalog=catalog_reader, rules=rules, pool=pool)
     _preinitialise_label_sets(metrics)
+    for outcome in ("ok", "failed"):
+        metrics.model_loads.labels(outcome=outcome)
     for rule in rules.current().active:  # rules from settings: counted from zero
         metrics.rule_applied.labels(rule=rule.rule_id)
     _wire_agents(worker)
     _start_catalog(app, catalog_reader)
     _start_rules(app, rules, settings.topic_rules)
+    if pool is not None:
+        _start_control(app, pool, settings.topic_control)
     register_views(app, registry=metrics.registry, readiness=readiness, users=users,
                    users_api=UsersApi(settings.users_api_enabled, settings.users_api_token))
     register_catalog_views(app, catalog_reader)
@@ -229,6 +248,26 @@ def _load_encoder(settings: Settings) -> Callable[[Sequence[str]], Any]:
                                threads=settings.text_model_threads)
     log.info("text encoder %s on %s", encoder.name, encoder.provider)
     return encoder.encode
+
+
+def model_pool(settings: Settings, metrics: Metrics) -> ModelPool:
+    """The versions of ``STREAMREC_MODEL_REGISTRY`` the control topic asks for, each loaded,
+    checked and warmed on a loader thread of its own."""
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.model_registry)  # type: ignore[arg-type]  # checked by caller
+
+    def load(path: Path) -> Scorer:
+        from models.serving import check_servable, load_scorer
+
+        scorer = load_scorer(path, device=settings.model_device,
+                             intra_op_threads=settings.model_threads)
+        check_servable(scorer, k=settings.top_k)
+        return scorer
+
+    return ModelPool(locate=registry.path_of, load=load,
+                     loader=ThreadPoolExecutor(1, thread_name_prefix="model-loader"),
+                     metrics=metrics, timeout_s=settings.model_load_timeout_s)
 
 
 def rule_book(settings: Settings) -> RuleBook:
@@ -251,6 +290,39 @@ def _start_rules(app: faust.App, book: RuleBook, topic: str) -> None:
         await follow_rules(book, servers, auth, topic=topic)
 
     app.task(follow)
+
+
+def _start_control(app: faust.App, pool: ModelPool, topic: str) -> None:
+    """Follow the control topic (promotions, experiments) for as long as the worker runs."""
+
+    async def follow() -> None:
+        servers = faust_aiokafka.server_list(app.conf.broker, 9092)
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(
+            app.conf.broker_credentials, app.conf.ssl_context)
+        await follow_control(pool.apply, servers, auth, topic=topic)
+
+    app.task(follow)
+
+
+def _roll_back(app: faust.App, pool: ModelPool | None, topic: str
+               ) -> Callable[[Experiment, Verdict], Awaitable[None]]:
+    """What the guard rail does with a condemned experiment: stop it here at once, and
+    announce it on the control topic so every worker stops it (and it stays stopped)."""
+
+    async def roll_back(experiment: Experiment, verdict: Verdict) -> None:
+        reason = verdict.reason(experiment.control.name)
+        if pool is not None:
+            pool.stop_here(experiment.name, reason)
+        key, value = encode_control(dataclasses.replace(
+            experiment, status=ExperimentStatus.ROLLED_BACK, reason=reason,
+            updated_at_ms=now_ms()))
+        try:
+            await app.producer.send_and_wait(topic, key, value, None, None, None)
+        except Exception:  # stopped here anyway; the next verdict on any worker retries
+            log.exception("could not announce the rollback of experiment %s on %s",
+                          experiment.name, topic)
+
+    return roll_back
 
 
 def _start_catalog(app: faust.App, reader: CatalogReader) -> None:
@@ -299,6 +371,8 @@ def _wire_agents(worker: Worker) -> None:
         users=worker.users, trending=worker.trending, scoring=worker.scoring,
         purchase_window=worker.rules.current,
         producer=app.producer, recommendations_topic=settings.topic_recommendations,
+        guard=GuardRail(settings.guard_max_p_value, settings.guard_min_users),
+        roll_back=_roll_back(app, worker.pool, settings.topic_control),
     )
     app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(ingest.__call__)
     app.agent(by_user, name="streamrec.state", isolated_partitions=True)(state.__call__)

@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 def load_model(settings: Settings) -> Scorer | None:
     """The configured model, or None when ``STREAMREC_MODEL_DIR`` is unset."""
     if settings.model_dir is None:
-        log.warning("STREAMREC_MODEL_DIR is not set: serving trending items only")
+        if settings.model_registry is not None:
+            log.info("serving the version promoted in the registry %s (control topic %s)",
+                     settings.model_registry, settings.topic_control)
+        else:
+            log.warning("neither STREAMREC_MODEL_DIR nor STREAMREC_MODEL_REGISTRY is set: "
+                        "serving trending items only")
         return None
     from models.serving import load_scorer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.recommendations import build_recommendation, encode_recommendation
@@ -20,6 +21,9 @@ class Emission:
     value: bytes
     trigger_time_ms: int
     fallback: str | None
+    recommendation_id: str = ""
+    model: tuple[str, str] = TRENDING_MODEL
+    """(name, version) of what ranked the items, as in the message."""
 
 
 def build_emission(
@@ -30,6 +34,8 @@ def build_emission(
     model: tuple[str, str] | None,
     generated_at_ms: int,
     explain: bool = True,
+    recommendation_id: str | None = None,
+    experiment: Mapping[str, str] | None = None,
 ) -> Emission:
     """The schema-valid recommendation message for ``user_id`` (coalesced: one per batch).
 
@@ -51,6 +57,8 @@ def build_emission(
         trigger=trigger,
         generated_at_ms=generated_at_ms,
         fallback=scored.fallback,
+        recommendation_id=recommendation_id,
+        experiment=experiment,
     )
     return Emission(
         user_id=user_id,
@@ -58,4 +66,6 @@ def build_emission(
         value=encode_recommendation(message),
         trigger_time_ms=trigger.event_time_ms,
         fallback=scored.fallback,
+        recommendation_id=message["recommendation_id"],
+        model=(name, version),
     )

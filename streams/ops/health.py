@@ -122,11 +122,17 @@ class Readiness:
     catalog: Callable[[], dict[str, Any]] = dict
     """The catalogue's state for the body (informative: not part of readiness, a shop may
     publish no catalogue)."""
+    models_synced: Callable[[], bool] = lambda: True
+    """With a model registry: the control topic was read and the promoted version is serving
+    (or failed to load, which ``models`` says); until then not ready."""
+    models: Callable[[], dict[str, Any]] | None = None
+    """With a model registry: what serves in which role, what is loading, what failed."""
 
     def is_ready(self) -> bool:
         recovery = self.app.tables.recovery
         recovered = recovery.completed.is_set() and not recovery.in_recovery
-        model_ok = not self.model_required or self.model_name() is not None
+        model_ok = (not self.model_required or self.model_name() is not None
+                    ) and self.models_synced()
         return bool(recovered and not self.app.rebalancing and model_ok
                     and self.broker.reachable)
 
@@ -139,4 +145,5 @@ class Readiness:
             "rebalancing": bool(self.app.rebalancing),
             "model": self.model_name(),
             "catalog": self.catalog(),
+            **({"models": self.models()} if self.models is not None else {}),
         }

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from streams.catalog.catalog import Catalog
 from streams.ranking.candidate import Candidate, Reason
 from streams.ranking.layer import RankingLayer, RankingReport, UserPool
 from streams.state.trending import TrendingBoard, top
+
+if TYPE_CHECKING:
+    from streams.scoring.plan import ServingPlan
 
 log = logging.getLogger(__name__)
 
@@ -327,27 +330,28 @@ def _root_category(catalog: Catalog) -> Callable[[str], str | None]:
 
 @dataclass
 class ScoringStage:
-    """The model serving now (None: trending only) and the one thread that runs it."""
+    """Who serves now (:class:`~streams.scoring.plan.ServingPlan`: the promoted or fixed
+    model, the running experiment's variants, a shadow) and the one thread that scores."""
 
-    scorer: Scorer | None
+    plans: Callable[[], ServingPlan]
+    """The plan in force; the state agent reads it once per micro-batch."""
     executor: Executor
     retrieval: Retrieval | None = None
     layer: RankingLayer | None = None
 
-    def model_name(self) -> str | None:
-        return None if self.scorer is None else self.scorer.name
+    def plan(self) -> ServingPlan:
+        return self.plans()
 
-    @property
-    def model(self) -> tuple[str, str] | None:
-        """(name, version) of the model serving now, for the recommendation message."""
-        return None if self.scorer is None else (self.scorer.name, self.scorer.version)
+    def model_name(self) -> str | None:
+        """The name of the model serving users outside experiments (None: trending only)."""
+        scorer = self.plans().default.scorer
+        return None if scorer is None else scorer.name
 
     async def score(
-        self, candidates: dict[str, Candidates], board: TrendingBoard, *, k: int, now_ms: int
+        self, candidates: dict[str, Candidates], scorer: Scorer | None, board: TrendingBoard,
+        *, k: int, now_ms: int,
     ) -> tuple[dict[str, Scored], ScoringReport]:
-        """:func:`score_users` with this stage's model and retrieval, on its thread."""
-        return await score_users(candidates, self.scorer, board, k=k, now_ms=now_ms,
+        """:func:`score_users` with ``scorer`` and this stage's retrieval, on its thread."""
+        return await score_users(candidates, scorer, board, k=k, now_ms=now_ms,
                                  executor=self.executor, retrieval=self.retrieval,
                                  layer=self.layer)
-
-

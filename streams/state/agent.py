@@ -16,27 +16,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from faust.types import EventT
 
+from schemas.control import Experiment
 from schemas.errors import SchemaViolationError
-from streams.candidates.session import candidates_for
+from schemas.events import Event
+from schemas.feedback import Attribution, Served, encode_feedback
+from schemas.recommendations import recommendation_id_for
+from streams.attribution.ledger import Ledger, Shown
+from streams.attribution.match import AttributionWindows, Credit, attribute
+from streams.candidates.session import Candidates, candidates_for
 from streams.clock import now_ms
-from streams.emit.recommendation import build_emission
+from streams.emit.recommendation import Emission, build_emission
 from streams.ingest.batch import decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
 from streams.ranking.layer import observe_ranking
 from streams.ranking.rules import RuleSet
+from streams.scoring.guard import GuardRail, Verdict
+from streams.scoring.plan import Arm
 from streams.scoring.scorer import (
     FALLBACK_SCORING_ERROR,
+    FALLBACK_UNKNOWN_ITEMS,
     TEXT_UNAVAILABLE,
     Scored,
+    ScoringReport,
     ScoringStage,
 )
 from streams.settings import Settings
@@ -71,6 +81,10 @@ class BatchOutput:
     board_changes: dict[bytes, bytes | None] = field(default_factory=dict)
     recommendations: list[tuple[str, bytes | None]] = field(default_factory=list)
     trigger_times_ms: list[int] = field(default_factory=list)
+    feedback: list[tuple[str, bytes]] = field(default_factory=list)
+    """(user, encoded record) for the feedback topic: served records and attributions."""
+    shadow: list[tuple[str, bytes]] = field(default_factory=list)
+    """(user, encoded recommendation) the shadow variant made."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +99,18 @@ class StateConfig:
     trending_capacity: int
     explain: bool = True
     exclude_purchased_days: float | None = None
+    attribution_windows: AttributionWindows = field(default_factory=AttributionWindows)
+    ledger_size: int = 8
+    feedback_topic: str = "streamrec.feedback"
+    shadow_topic: str = "recommendations.shadow"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StateConfig:
         return cls(
+            attribution_windows=AttributionWindows.from_settings(settings),
+            ledger_size=settings.attribution_ledger_size,
+            feedback_topic=settings.topic_feedback,
+            shadow_topic=settings.topic_shadow,
             batch_max_events=settings.batch_max_events,
             batch_max_seconds=settings.batch_max_seconds,
             top_k=settings.top_k,
@@ -116,8 +138,13 @@ class StateAgent:
     purchase_window: Callable[[], RuleSet] | None = None
     """The rules in force (their ``exclude_purchased`` rule sets how long a purchase keeps an
     item out of the buyer's list; else ``exclude_purchased_days``)."""
+    guard: GuardRail | None = None
+    """Compares each variant's failures with the control's (None: no guard rail)."""
+    roll_back: Callable[[Experiment, Verdict], Awaitable[None]] | None = None
+    """Ends an experiment the guard rail condemned (on this worker and the control topic)."""
     sweep_cursors: dict[int, bytes] = field(default_factory=dict)
-    recommendation_partitions: int = 0
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Partitions per output topic, asked once."""
     boards: dict[int, tuple[bytes, TrendingBoard]] = field(default_factory=dict)
     """Per partition, the board's stored bytes and the board decoded from them: decoding a
     full board costs more than a small micro-batch, and the stored bytes say when the cache
@@ -155,7 +182,7 @@ class StateAgent:
             update.users.pop(user, None)
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
-        await self._score_and_emit(update, board, output)
+        await self._score_and_emit(update, board, output, _by_user(update.fresh_events))
         self._sweep_expired(users, output, len(decoded))
 
         users.write(output.user_changes)
@@ -200,7 +227,8 @@ class StateAgent:
         return board
 
     async def _score_and_emit(
-        self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput
+        self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput,
+        fresh: dict[str, list[Event]],
     ) -> None:
         config, metrics = self.config, self.metrics
         days = config.exclude_purchased_days
@@ -212,8 +240,51 @@ class StateAgent:
             for user, record in update.users.items()
         }
         generated = now_ms()
-        scored, report = await self.scoring.score(
-            candidates, board, k=config.top_k, now_ms=generated)
+        plan = self.scoring.plan()  # one plan for the whole micro-batch: swaps fall between
+        scored: dict[str, Scored] = {}
+        arm_of: dict[str, Arm] = {}
+        for arm, users in plan.route(candidates).items():
+            part, report = await self.scoring.score(
+                {user: candidates[user] for user in users}, arm.scorer, board,
+                k=config.top_k, now_ms=generated)
+            self._observe_scoring(report)
+            scored.update(part)
+            arm_of.update(dict.fromkeys(users, arm))
+        if plan.shadow is not None:
+            await self._shadow(plan.shadow, candidates, board, scored, update, generated,
+                               output)
+        failures: dict[Arm, list[int]] = {}
+        for user, record in update.users.items():
+            arm = arm_of[user]
+            emission = self._emission(user, record, scored[user], arm, candidates[user],
+                                      board, generated)
+            ledger = self._attribute(user, record.ledger, fresh.get(user, ()), output)
+            ledger = self._remember(ledger, emission, arm, scored[user], generated)
+            output.user_changes[emission.key] = UserRecord(
+                record.state, emission.value, ledger).to_bytes()
+            output.recommendations.append((user, emission.value))
+            output.trigger_times_ms.append(emission.trigger_time_ms)
+            if emission.fallback:
+                metrics.fallbacks.labels(reason=emission.fallback).inc()
+            counts = failures.setdefault(arm, [0, 0])
+            counts[0] += 1
+            counts[1] += emission.fallback in (FALLBACK_SCORING_ERROR, FALLBACK_UNKNOWN_ITEMS)
+            if arm.experiment is not None:
+                output.feedback.append((user, encode_feedback(Served(
+                    recommendation_id=emission.recommendation_id, user_id=user,
+                    experiment=arm.experiment, variant=arm.variant,
+                    model_name=emission.model[0], model_version=emission.model[1],
+                    items=len(scored[user].items), generated_at_ms=generated))[1]))
+        for arm, (sent, failed) in failures.items():
+            metrics.variant_recommendations.labels(*arm.labels).inc(sent)
+            if failed:
+                metrics.variant_failures.labels(*arm.labels).inc(failed)
+            if self.guard is not None and arm.experiment is not None and arm.variant:
+                self.guard.observe(arm.experiment, arm.variant, sent, failed)
+        await self._judge(plan.experiment)
+
+    def _observe_scoring(self, report: ScoringReport) -> None:
+        metrics = self.metrics
         if report.users_scored:
             metrics.scoring_batch_seconds.observe(report.seconds)
             metrics.scoring_batch_users.observe(report.users_scored)
@@ -221,27 +292,95 @@ class StateAgent:
             metrics.fallbacks.labels(reason=TEXT_UNAVAILABLE).inc(report.without_text)
         if report.layer_report is not None:
             observe_ranking(metrics, report.layer_report)
-        model = self.scoring.model
-        for user, record in update.users.items():
+
+    def _emission(self, user: str, record: UserRecord, scored: Scored, arm: Arm,
+                  candidates: Candidates, board: TrendingBoard, generated: int) -> Emission:
+        """The recommendation message; a model output that breaks the schema (e.g. a NaN
+        score) is replaced by trending, marked ``scoring_error``."""
+        config = self.config
+        model = None if arm.scorer is None else (
+            arm.scorer.name, arm.version or arm.scorer.version)
+        state = record.state
+        # The same state re-announced (a batch redelivered after a crash) keeps its id.
+        rid = recommendation_id_for(user, state.newest_event.event_id,
+                                    str(state.events_applied))
+        try:
+            return build_emission(user, state, scored, model=model, generated_at_ms=generated,
+                                  explain=config.explain, recommendation_id=rid,
+                                  experiment=arm.experiment_ref)
+        except SchemaViolationError:
+            log.exception("model output for a user broke the recommendation schema")
+            fallback = Scored(top(board, config.top_k, generated, candidates.exclude),
+                              FALLBACK_SCORING_ERROR)
+            return build_emission(user, state, fallback, model=None, generated_at_ms=generated,
+                                  recommendation_id=rid, experiment=arm.experiment_ref)
+
+    def _attribute(self, user: str, ledger: Ledger, events: Sequence[Event],
+                   output: BatchOutput) -> Ledger:
+        """Credit this batch's clicks, carts and purchases to the recommendations that showed
+        the items (judged against what was shown before this batch's new list)."""
+        ledger, credits = attribute(ledger, events, self.config.attribution_windows)
+        for credit in credits:
+            output.feedback.append((user, encode_feedback(_attribution(user, credit))[1]))
+            labels = (credit.shown.experiment or "none", credit.shown.variant or "none")
+            self.metrics.attributed.labels(*labels, str(credit.event.event_type)).inc()
+            if credit.revenue:
+                self.metrics.attributed_revenue.labels(*labels).inc(credit.revenue)
+        return ledger
+
+    def _remember(self, ledger: Ledger, emission: Emission, arm: Arm, scored: Scored,
+                  generated: int) -> Ledger:
+        latest = ledger.latest()
+        if latest is not None and latest.recommendation_id == emission.recommendation_id:
+            return ledger  # re-announced: keep what was shown first and what it earned
+        return ledger.record(Shown(
+            recommendation_id=emission.recommendation_id, generated_at_ms=generated,
+            experiment=arm.experiment, variant=arm.variant, model_name=emission.model[0],
+            model_version=emission.model[1], items=tuple(item for item, _ in scored.items),
+        ), self.config.ledger_size)
+
+    async def _shadow(self, arm: Arm, candidates: dict[str, Candidates], board: TrendingBoard,
+                      live: dict[str, Scored], update: BatchUpdate, generated: int,
+                      output: BatchOutput) -> None:
+        """Score every user with the shadow variant too: its lists go to the shadow topic,
+        never to users; its overlap with the live lists and its latency are metrics."""
+        config, metrics = self.config, self.metrics
+        started = time.perf_counter()
+        shadow, _report = await self.scoring.score(candidates, arm.scorer, board,
+                                                   k=config.top_k, now_ms=generated)
+        metrics.shadow_scoring_seconds.observe(time.perf_counter() - started)
+        for user, scored in shadow.items():
+            live_items = {item for item, _ in live[user].items}
+            if live_items:
+                shared = sum(1 for item, _ in scored.items if item in live_items)
+                metrics.shadow_overlap.observe(shared / len(live_items))
+            state = update.users[user].state
+            rid = recommendation_id_for(user, state.newest_event.event_id,
+                                        f"{state.events_applied}:shadow:{arm.variant}")
+            model = None if arm.scorer is None else (
+                arm.scorer.name, arm.version or arm.scorer.version)
             try:
-                emission = build_emission(
-                    user, record.state, scored[user], model=model, generated_at_ms=generated,
-                    explain=config.explain)
-            except SchemaViolationError:  # e.g. a model that returned a NaN score
-                log.exception("model output for a user broke the recommendation schema")
-                fallback = Scored(
-                    top(board, config.top_k, generated, candidates[user].exclude),
-                    FALLBACK_SCORING_ERROR,
-                )
-                emission = build_emission(
-                    user, record.state, fallback, model=None, generated_at_ms=generated
-                )
-            output.user_changes[emission.key] = UserRecord(
-                record.state, emission.value).to_bytes()
-            output.recommendations.append((user, emission.value))
-            output.trigger_times_ms.append(emission.trigger_time_ms)
-            if emission.fallback:
-                metrics.fallbacks.labels(reason=emission.fallback).inc()
+                emission = build_emission(user, state, scored, model=model,
+                                          generated_at_ms=generated, explain=config.explain,
+                                          recommendation_id=rid,
+                                          experiment=arm.experiment_ref)
+            except SchemaViolationError:
+                log.warning("the shadow model's output broke the recommendation schema")
+                continue
+            output.shadow.append((user, emission.value))
+        metrics.shadow_recommendations.inc(len(shadow))
+
+    async def _judge(self, experiment: Experiment | None) -> None:
+        if experiment is None or self.guard is None or self.roll_back is None:
+            return
+        verdict = self.guard.judge(experiment)
+        if verdict is None:
+            return
+        log.error("experiment %s: %s; rolling it back (RUNBOOK StreamrecGuardRailRollback)",
+                  experiment.name, verdict.reason(experiment.control.name))
+        self.metrics.guard_rollbacks.labels(experiment.name, verdict.variant).inc()
+        self.guard.forget(experiment.name)
+        await self.roll_back(experiment, verdict)
 
     def _sweep_expired(self, store: PartitionStore, output: BatchOutput, events: int) -> None:
         """Look at the next few users of this partition; expire those past the TTL."""
@@ -281,28 +420,59 @@ class StateAgent:
         self, users: PartitionStore, trending: PartitionStore, output: BatchOutput
     ) -> None:
         producer = self.producer._ensure_producer()  # noqa: SLF001
-        if not self.recommendation_partitions:
-            self.recommendation_partitions = len(
-                await producer.partitions_for(self.recommendations_topic))
         changelog = PartitionBatches(producer, users.changelog_topic)
         for key, value in output.user_changes.items():
             changelog.add(users.partition, key, value)
         board_log = PartitionBatches(producer, trending.changelog_topic)
         for key, value in output.board_changes.items():
             board_log.add(trending.partition, key, value)
-        recommendations = PartitionBatches(producer, self.recommendations_topic)
-        for user, value in output.recommendations:
-            recommendations.add(user_partition(user, self.recommendation_partitions),
-                                user.encode("utf-8"), value)
-        for batches in (changelog, board_log, recommendations):
+        keyed = [await self._by_user_key(producer, self.recommendations_topic,
+                                         output.recommendations)]
+        if output.feedback:
+            keyed.append(await self._by_user_key(producer, self.config.feedback_topic,
+                                                 output.feedback))
+        if output.shadow:
+            keyed.append(await self._by_user_key(producer, self.config.shadow_topic,
+                                                 output.shadow))
+        for batches in (changelog, board_log, *keyed):
             await batches.send()
         for delivered in await changelog.delivered():
             users.persist_changelog_offset(delivered.last_offset)
         for delivered in await board_log.delivered():
             trending.persist_changelog_offset(delivered.last_offset)
-        await recommendations.delivered()
+        for batches in keyed:
+            await batches.delivered()
         emitted_at = now_ms()
         metrics = self.metrics
         for trigger_ms in output.trigger_times_ms:
             metrics.freshness_seconds.observe(max(0.0, (emitted_at - trigger_ms) / 1000.0))
         metrics.recommendations_emitted.inc(len(output.trigger_times_ms))
+
+    async def _by_user_key(self, producer: Any, topic: str,
+                           records: Sequence[tuple[str, bytes | None]]) -> PartitionBatches:
+        """``records`` keyed by user id, in the user's partition of ``topic``."""
+        count = self.partitions.get(topic)
+        if count is None:
+            count = self.partitions[topic] = len(await producer.partitions_for(topic))
+        batches = PartitionBatches(producer, topic)
+        for user, value in records:
+            batches.add(user_partition(user, count), user.encode("utf-8"), value)
+        return batches
+
+
+def _by_user(events: Sequence[Event]) -> dict[str, list[Event]]:
+    grouped: dict[str, list[Event]] = {}
+    for event in events:
+        grouped.setdefault(event.user_id, []).append(event)
+    return grouped
+
+
+def _attribution(user: str, credit: Credit) -> Attribution:
+    shown = credit.shown
+    return Attribution(
+        recommendation_id=shown.recommendation_id, user_id=user, experiment=shown.experiment,
+        variant=shown.variant, model_name=shown.model_name, model_version=shown.model_version,
+        item_id=credit.item_id, position=credit.position,
+        event_type=str(credit.event.event_type), event_id=credit.event.event_id,
+        event_time_ms=credit.event.timestamp_ms, delay_ms=credit.delay_ms,
+        revenue=credit.revenue, matched_by=credit.matched_by)
