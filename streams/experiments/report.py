@@ -230,7 +230,7 @@ def render_text(report: ExperimentReport) -> str:
     lines = [f"experiment {report.experiment} (control {report.control})", ""]
     header = (f"{'variant':<10} {'users':>8} {'recs':>8} {'clicks':>7} {'carts':>7} "
               f"{'purch.':>7} {'revenue':>11} {'rev/user':>9}  {'CTR [95% CI]':<24} "
-              f"{'conversion [95% CI]':<24}")
+              "conversion [95% CI]")
     lines += [header, "-" * len(header)]
     for name, variant in report.variants.items():
         data = variant.to_json_dict()
@@ -239,7 +239,7 @@ def render_text(report: ExperimentReport) -> str:
             f"{variant.carts:>7} {variant.purchases:>7} {variant.revenue:>11.2f} "
             f"{_number(variant.revenue_per_user):>9}  "
             f"{_rate(variant.ctr, data['ctr_ci95']):<24} "
-            f"{_rate(variant.conversion, data['conversion_ci95']):<24}")
+            f"{_rate(variant.conversion, data['conversion_ci95']):<24}".rstrip())
     if report.comparisons:
         lines += ["", f"two-sided two-proportion z-test against {report.control}:"]
         for c in report.comparisons:

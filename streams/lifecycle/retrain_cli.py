@@ -4,7 +4,7 @@ or A/B experiment (see :mod:`streams.lifecycle.retrain`).
 
 ```
 streamrec retrain [--since 7d] [--holdout 24h] [--mode shadow|ab] [--tolerance 0.0]
-                  [--train-args "--epochs 5 --model sessattn"] [--experiment NAME]
+                  [--train-args="--epochs 5 --model sessattn"] [--experiment NAME]
                   [--work-dir DIR]
 ```
 Exit codes: 0 when the candidate was published (and promoted or put in an experiment), 0
@@ -39,8 +39,8 @@ def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="publish when the candidate's MRR@20 >= the promoted model's "
                         "minus this (default 0.0)")
     parser.add_argument("--train-args", default="", metavar="ARGS",
-                        help="more options for 'streamrec train', one shell-quoted string, "
-                        "e.g. \"--epochs 5 --model sessattn\"")
+                        help="more options for 'streamrec train', one shell-quoted string; "
+                        "write it with '=': --train-args=\"--epochs 5 --model sessattn\"")
     parser.add_argument("--experiment", default=None, metavar="NAME",
                         help="the experiment's name (default retrain-<UTC time>)")
     parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
