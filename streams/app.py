@@ -209,7 +209,8 @@ def create_worker(
     scoring = ScoringStage(
         pool.plan if pool is not None else (lambda: fixed),
         ThreadPoolExecutor(1, thread_name_prefix="scoring"),
-        Retrieval(catalog, settings.content_slots, settings.content_history), layer)
+        Retrieval(catalog, settings.content_slots, settings.content_history), layer,
+        serving=pool.wait_synced if pool is not None else None)
     readiness = Readiness(
         app, BrokerHealth(aiokafka_connector(app)),
         model_required=settings.model_dir is not None, model_name=scoring.model_name,

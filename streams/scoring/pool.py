@@ -62,6 +62,7 @@ class ModelPool:
     _snapshot: ControlSnapshot | None = None
     _stopped_here: dict[str, str] = field(default_factory=dict)
     """Experiments this worker's guard rail rolled back, until the control topic says so."""
+    _synced_once: asyncio.Event = field(default_factory=asyncio.Event)
 
     def plan(self) -> ServingPlan:
         """The plan in force now (one immutable object: read it once per micro-batch)."""
@@ -76,6 +77,13 @@ class ModelPool:
         promoted = snapshot.promotion.version if snapshot.promotion else None
         return (promoted is None or promoted == TRENDING_VERSION
                 or self._plan.default.version == promoted or promoted in self._failed)
+
+    async def wait_synced(self) -> None:
+        """Return once the control topic was read and the promoted version settled (loaded
+        or failed), the first time; at once ever after. The state agent waits here before
+        its first micro-batch, so no user is scored before the worker knows what to serve
+        (e.g. as trending, outside the running experiment, right after a restart)."""
+        await self._synced_once.wait()
 
     def apply(self, snapshot: ControlSnapshot) -> None:
         """Take the control topic's current state: load what is missing (in the background),
@@ -167,6 +175,8 @@ class ModelPool:
                     shadow = self._arm(running, running.shadow.name, running.shadow.version)
         self._plan = ServingPlan(default, experiment, MappingProxyType(arms), shadow)
         self.metrics.model_load_failed.set(len(self._failed))
+        if self.synced:
+            self._synced_once.set()
         if default.version != old.default.version:
             self._swapped(default, snapshot)
         if (experiment is None) != (old.experiment is None) or (

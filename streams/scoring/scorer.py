@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -338,9 +338,16 @@ class ScoringStage:
     executor: Executor
     retrieval: Retrieval | None = None
     layer: RankingLayer | None = None
+    serving: Callable[[], Awaitable[None]] | None = None
+    """Waits until the worker knows what to serve (the model registry's control topic was
+    read); None: it always does (a fixed model directory, or none)."""
 
     def plan(self) -> ServingPlan:
         return self.plans()
+
+    async def wait_serving(self) -> None:
+        if self.serving is not None:
+            await self.serving()
 
     def model_name(self) -> str | None:
         """The name of the model serving users outside experiments (None: trending only)."""

@@ -159,6 +159,7 @@ class StateAgent:
             await self.process(events)
 
     async def process(self, events: Sequence[EventT]) -> None:
+        await self.scoring.wait_serving()  # at start-up: know which model serves first
         metrics = self.metrics
         started = time.perf_counter()
         partition = events[-1].message.partition

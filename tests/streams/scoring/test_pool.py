@@ -178,3 +178,20 @@ def test_nothing_promoted_or_trending_serves_without_a_model(promoted: str | Non
         assert pool.synced and pool.plan().default.scorer is None
 
     asyncio.run(scenario())
+
+
+def test_waiting_for_the_first_sync_returns_once_the_promoted_version_settled() -> None:
+    async def scenario() -> None:
+        pool = make_pool(Loader())
+        waiter = asyncio.ensure_future(pool.wait_synced())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        pool.apply(snapshot("v1"))
+        await asyncio.sleep(0)
+        assert not waiter.done()  # loading
+        await settle(pool)
+        await asyncio.wait_for(waiter, 5)
+        pool.apply(snapshot("v2"))  # later promotions never block anyone
+        await asyncio.wait_for(pool.wait_synced(), 1)
+
+    asyncio.run(scenario())
