@@ -19,6 +19,8 @@ NOT_IN_CORE_SCHEMAS = {"Kustomization", "ServiceMonitor"}
 OPTIONAL_FILES = {"servicemonitor.yaml", "secret.example.yaml"}
 WORKER_PORT = 6066
 SECRET_NAME = "streamrec-secrets"
+# The model registry the workers read and the retraining CronJob writes (model-registry-pvc.yaml).
+REGISTRY_CLAIM = "streamrec-model-registry"
 
 Docs = list[tuple[Path, dict[str, Any]]]
 
@@ -95,6 +97,28 @@ def test_statefulset_keeps_state_on_a_volume_claim(
     assert mounts[claim["metadata"]["name"]] == config["STREAMREC_DATA_DIR"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert int(config["STREAMREC_TOPIC_PARTITIONS"]) >= spec["replicas"]
+
+
+def test_workers_read_the_model_registry_claim_read_only(
+    k8s_documents: Docs, statefulset: dict[str, Any], worker: dict[str, Any],
+    config: dict[str, str],
+) -> None:
+    """STREAMREC_MODEL_REGISTRY names where the shared registry claim is mounted; the
+    workers only read it (the retraining CronJob and 'streamrec models publish' write it)."""
+    claim = one(k8s_documents, "PersistentVolumeClaim", REGISTRY_CLAIM)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "every worker mounts it at once"
+    volumes = statefulset["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes
+                 if v.get("persistentVolumeClaim", {}).get("claimName") == REGISTRY_CLAIM]
+    assert volume["persistentVolumeClaim"]["readOnly"] is True
+    (mount,) = [m for m in worker["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert config["STREAMREC_MODEL_REGISTRY"] == mount["mountPath"]
+    assert "STREAMREC_MODEL_DIR" not in config, "exclusive with STREAMREC_MODEL_REGISTRY"
+    assert not {e["name"] for e in worker["env"]} & {
+        "STREAMREC_MODEL_REGISTRY", "STREAMREC_MODEL_DIR"}, "the ConfigMap alone says"
+    claim_templates = {c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]}
+    assert volume["name"] not in claim_templates, "one shared claim, not one per worker"
 
 
 def test_services_and_budget_select_the_worker_pods(

@@ -126,8 +126,25 @@ def test_the_registry_is_the_shared_claim(pod: dict[str, Any], container: dict[s
                 if volumes[m["name"]].get("persistentVolumeClaim")]
     assert volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": CLAIM}
     assert not mount.get("readOnly"), "the job publishes into the registry"
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    # The workers' ConfigMap names the registry; the job's own env must not point elsewhere.
+    config = only(K8S_DIR / "configmap.yaml")["data"]
+    env = {**config, **{e["name"]: e.get("value") for e in container["env"]}}
     assert env["STREAMREC_MODEL_REGISTRY"] == mount["mountPath"]
+    assert "STREAMREC_MODEL_DIR" not in env, "exclusive with STREAMREC_MODEL_REGISTRY"
+
+
+def test_publishes_where_the_workers_read(pod: dict[str, Any], container: dict[str, Any]
+                                          ) -> None:
+    """The same claim at the same path as the workers (they read it, the job writes it)."""
+    statefulset = only(K8S_DIR / "statefulset.yaml")["spec"]["template"]["spec"]
+
+    def registry_mounts(spec: dict[str, Any], mounting: dict[str, Any]) -> list[str]:
+        claims = {v["name"] for v in spec["volumes"]
+                  if v.get("persistentVolumeClaim", {}).get("claimName") == CLAIM}
+        return [m["mountPath"] for m in mounting["volumeMounts"] if m["name"] in claims]
+
+    (worker_container,) = statefulset["containers"]
+    assert registry_mounts(pod, container) == registry_mounts(statefulset, worker_container)
 
 
 def test_runs_unprivileged_with_a_read_only_root(pod: dict[str, Any],
