@@ -8,6 +8,8 @@
 # The image runs as an unprivileged user (uid 10001), keeps its RocksDB state under
 # STREAMREC_DATA_DIR=/var/lib/streamrec (mount a volume there) and serves /metrics, /healthz and
 # /readyz on port 6066. Every setting is a STREAMREC_* environment variable (streams/settings.py).
+# /models/registry, owned by that user, is where deployments mount the model registry
+# (STREAMREC_MODEL_REGISTRY): a new Docker volume mounted there takes that ownership.
 # The training image runs `streamrec retrain` (deploy/k8s/retrain-cronjob.yaml, docs/lifecycle.md)
 # and `streamrec train`; the workers never use it.
 
@@ -51,8 +53,8 @@ FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 streamrec \
     && useradd --system --uid 10001 --gid streamrec --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin streamrec \
-    && mkdir -p /var/lib/streamrec /models \
-    && chown streamrec:streamrec /var/lib/streamrec
+    && mkdir -p /var/lib/streamrec /models/registry \
+    && chown streamrec:streamrec /var/lib/streamrec /models/registry
 
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/text-model /opt/text-model

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, find_tool, run_tool
+from tests.deploy.support import COMPOSE_FILE, DEPLOY, DOCKERFILE, ROOT, find_tool, run_tool
 
 WORKER_PORT = "6066"
 # Settings the project no longer has; setting them would at best be ignored.
@@ -29,6 +31,8 @@ DATA_DIR_SETTING: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "grafana": lambda service: service.get("environment", {}).get(
         "GF_PATHS_DATA", "/var/lib/grafana"
     ),
+    # The model registry the workers load promoted versions from.
+    "worker": lambda service: service["environment"].get("STREAMREC_MODEL_REGISTRY"),
 }
 
 
@@ -106,16 +110,51 @@ def test_worker_scales(services: dict[str, Any]) -> None:
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
-def test_worker_model_directory_is_optional_and_mounted_read_only(
-    services: dict[str, Any],
+def test_workers_share_one_model_registry_volume(
+    compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
+    """Every replica mounts the same named volume where STREAMREC_MODEL_REGISTRY points, so a
+    version published once can be promoted on all of them; no fixed model directory."""
+    worker = services["worker"]
+    env = worker["environment"]
+    assert "STREAMREC_MODEL_DIR" not in env, "exclusive with STREAMREC_MODEL_REGISTRY"
+    (registry,) = named_volume_mounts(compose, worker)
+    source, target, _options = registry
+    assert target == env["STREAMREC_MODEL_REGISTRY"] == "/models/registry"
+    assert (compose["volumes"] or {})[source] is None, "a plain local volume, no external one"
+
+
+def test_the_image_makes_a_new_registry_volume_writable() -> None:
+    """A new named volume takes the ownership of the image's directory: the runtime stage must
+    create /models/registry owned by the image's user, or `models publish` cannot write."""
+    steps = re.sub(r"\\\n", " ", DOCKERFILE.read_text()).split("\nFROM ")[-1]
+    run = " ".join(line for line in steps.splitlines() if line.startswith("RUN "))
+    commands = [shlex.split(c) for c in re.split(r"&&|;", run.removeprefix("RUN "))]
+    assert any(c[:2] == ["mkdir", "-p"] and "/models/registry" in c for c in commands)
+    assert any(c[:2] == ["chown", "streamrec:streamrec"] and "/models/registry" in c
+               for c in commands)
+
+
+def test_trained_models_are_mounted_read_only_for_publishing(services: dict[str, Any]) -> None:
     worker = services["worker"]
     (models,) = [v for v in worker["volumes"] if isinstance(v, dict)]
     assert models["type"] == "bind" and models["read_only"] is True
-    assert models["source"] == "./models_out" and models["target"] == "/models"
-    # No value: taken from the shell running compose, unset (trending only) when it has none.
-    assert worker["environment"]["STREAMREC_MODEL_DIR"] is None
-    assert "STREAMREC_MODEL_DIR=/models/current docker compose up" in COMPOSE_FILE.read_text()
+    assert models["source"] == "./models_out" and models["target"] == "/models/out"
+    registry = worker["environment"]["STREAMREC_MODEL_REGISTRY"]
+    assert not models["target"].startswith(registry + "/") and not registry.startswith(
+        models["target"] + "/"
+    ), "neither mount may sit inside the other"
+
+
+def test_the_file_says_how_to_publish_and_promote() -> None:
+    text = COMPOSE_FILE.read_text()
+    commands = re.findall(r"docker compose run --rm worker (models \w+|experiment \w+)", text)
+    assert {"models publish", "models promote", "models list", "models rollback"} <= set(
+        commands
+    )
+    assert "--out ./models_out/current" in text
+    assert "models publish /models/out/current" in text, "the bind mount's path in the image"
+    assert "STREAMREC_MODEL_DIR=" not in text, "the registry replaces the fixed model directory"
 
 
 def test_bind_mounted_config_exists(services: dict[str, Any]) -> None:
