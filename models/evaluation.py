@@ -15,8 +15,9 @@ All are fractions in ``[0, 1]`` averaged over cases.
 i.e. the target is placed after every item that scores the same. This never flatters a
 model whose scores are sparse (a neighbourhood model that gives the target and 40,000 other
 items a score of 0 does *not* get a hit); the "strictly greater" convention would count such
-a target as ranked first among the zeros. A NaN target score is a miss; column 0
-(padding/OOV) never counts.
+a target as ranked first among the zeros. A target scored NaN or ``-inf`` (an item the model
+cannot know, e.g. out of its vocabulary) is a miss, never "ranked last": on a catalogue of at
+most k items last would still be a hit. Column 0 (padding/OOV) never counts.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K_VALUES = (10, 20)
 MISS = np.iinfo(np.int64).max
-"""Rank given to a target whose score is NaN (never a hit)."""
+"""Rank given to a target whose score is NaN or ``-inf`` (never a hit)."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,20 @@ class EvaluationResult:
 def ranks_from_scores(
     scores: npt.NDArray[np.floating], targets: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """1-based pessimistic rank of each target among columns ``1..n`` of its score row.
+    """1-based pessimistic rank of each target among columns ``1..n`` of its score row;
+    :data:`MISS` for a target scored NaN or ``-inf``.
 
     >>> s = np.array([[9, 0.5, 0.2, 0.5], [0, 0.1, 0.3, 0.2]], dtype=np.float32)
     >>> ranks_from_scores(s, np.array([1, 2])).tolist()  # row 0: tie with item 3
     [2, 1]
+    >>> s[1, 2] = -np.inf  # the model cannot know item 2: a miss, not rank 3 of 3
+    >>> ranks_from_scores(s, np.array([1, 2])).tolist() == [2, MISS]
+    True
     """
     rows = np.arange(len(targets))
-    target_scores = scores[rows, targets][:, None]  # (B, 1)
-    ranks = np.count_nonzero(scores[:, 1:] >= target_scores, axis=1).astype(np.int64)
-    ranks[ranks == 0] = MISS  # NaN target score: nothing compares >=, not even itself
+    target_scores = scores[rows, targets]  # (B,)
+    ranks = np.count_nonzero(scores[:, 1:] >= target_scores[:, None], axis=1).astype(np.int64)
+    ranks[np.isnan(target_scores) | (target_scores == -np.inf)] = MISS
     return ranks
 
 
@@ -323,7 +328,8 @@ class ReindexedRecommender(SessionRecommender):
     indices by external id; outer items the model does not know become OOV (0) in its
     input and score ``-inf`` in its output (never recommended; a target the model cannot
     know is a miss). ``fit`` fits the inner recommender on the mapped sessions, in its own
-    catalogue (for a pre-trained ``OnnxRecommender`` that only binds it to the data).
+    catalogue (for a pre-trained ``OnnxRecommender`` that only binds it to the data, so no
+    sessions at all is fine).
 
     >>> from models.baselines import Popularity
     >>> rec = ReindexedRecommender(Popularity(), Vocabulary(("b", "a")), Vocabulary(("a", "b")))
@@ -342,6 +348,8 @@ class ReindexedRecommender(SessionRecommender):
 
     def _to_inner_rows(self, rows: Sequence[Session], what: str) -> list[list[int]]:
         """``rows`` in inner indices; raises on an outer index outside ``0..n_items``."""
+        if not rows:
+            return []
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         if len(flat) and not 0 <= flat.min() <= flat.max() <= self.n_items:

@@ -10,16 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.baselines import Popularity
 from models.errors import InvalidInputError
 from models.evaluation import (
     MISS,
     EvaluationResult,
+    ReindexedRecommender,
     evaluate,
     metrics_from_ranks,
     ranks_from_scores,
     render_table,
 )
 from models.protocol import SessionRecommender
+from models.vocabulary import Vocabulary
 
 JSON_KEYS = ["hr@10", "hr@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20", "coverage@20", "cases"]
 
@@ -52,6 +55,50 @@ def test_ranks_are_pessimistic_on_ties_and_ignore_column_0() -> None:
     )
     ranks = ranks_from_scores(scores, np.array([2, 4, 1, 2, 3]))
     assert ranks.tolist() == [2, 4, 4, MISS, 3]
+
+
+def test_a_target_scored_minus_infinity_is_a_miss_even_in_a_small_catalogue() -> None:
+    """-inf means the model cannot know the item (OOV): ranked "last" among 5 items it would
+    be rank 5, inside the top 10 and 20, and count as a hit."""
+    table = np.array(
+        [
+            [0.0, 0.4, 0.3, -np.inf, 0.2, 0.1],  # target 3 unknown to the model
+            [0.0, -np.inf, -np.inf, -np.inf, -np.inf, -np.inf],  # nothing known, target 2
+            [0.0, 0.4, 0.3, np.inf, 0.2, 0.1],  # +inf is a (very confident) score: rank 1
+        ],
+        dtype=np.float32,
+    )
+    assert ranks_from_scores(table, np.array([3, 2, 3])).tolist() == [MISS, MISS, 1]
+    result = evaluate(FixedScores(table), [[0], [1]], [3, 2], k_values=(10, 20))
+    assert result["hr@10"] == result["hr@20"] == 0.0
+    assert result["mrr@20"] == result["ndcg@20"] == 0.0
+
+
+def test_a_target_the_reindexed_model_does_not_know_is_a_miss() -> None:
+    """The data's item "c" is not in the model's vocabulary: it scores -inf, and a case
+    whose target is "c" is a miss although the catalogue has only 3 items."""
+    rec = ReindexedRecommender(Popularity(), Vocabulary(("a", "b")), Vocabulary(("a", "b", "c")))
+    rec.fit([[1, 2, 2]], n_items=3)
+    assert rec.score([[1]])[0, 3] == -np.inf
+    result = evaluate(rec, [[1], [1]], [2, 3], k_values=(20,))
+    assert result["hr@20"] == pytest.approx(1 / 2)  # "b" ranked 1st; "c" a miss
+    assert result["mrr@20"] == pytest.approx(1 / 2)
+
+
+class Recording(FixedScores):
+    """FixedScores that records what it was fitted on."""
+
+    def fit(self, sessions: Sequence[Sequence[int]], n_items: int) -> None:
+        self.fitted_on = (list(sessions), n_items)
+
+
+def test_reindexed_fit_on_no_sessions_binds_the_model() -> None:
+    """A pre-trained model trains nothing: fitting it on an empty session list is fine."""
+    inner = Recording(np.array([[0.0, 0.2, 0.1]]))
+    rec = ReindexedRecommender(inner, Vocabulary(("a", "b")), Vocabulary(("b", "a")))
+    rec.fit([], n_items=2)
+    assert inner.fitted_on == ([], 2)
+    assert rec.score([[0]])[0, 1:].tolist() == pytest.approx([0.1, 0.2])  # "b", "a"
 
 
 def test_metrics_match_hand_computed_values() -> None:
