@@ -1,5 +1,6 @@
-"""``streamrec demo``: broker → topics → catalogue → events → train → worker → replay →
-summary → live showcase (text neighbours, a new item, out of stock, a search, a live rule).
+"""``streamrec demo``: broker → topics → catalogue → events → train → publish and promote →
+worker → replay → summary → live showcase (text neighbours, a new item, out of stock, a
+search, a live rule) → A/B test of the model against the trending baseline.
 
 Everything it starts it stops again, also on Ctrl-C or an error, so no process is left.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from devtools.broker import start_broker
+from devtools.demo.ab import held_out_sessions, run_ab_test
 from devtools.demo.catalog import generate_catalog, new_item
 from devtools.demo.datasets import DATASETS, load_catalog, load_dataset
 from devtools.demo.generator import GeneratorConfig, generate_events
@@ -62,6 +65,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use this Kafka instead of starting the embedded broker")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep-workdir", action="store_true")
+    parser.add_argument("--ab-shoppers", type=int, default=600,
+                        help="simulated shoppers in the closing A/B test of the model against "
+                             "the trending baseline (0: skip it)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -81,7 +87,8 @@ def run_demo(args: argparse.Namespace) -> int:
             stack.callback(broker.stop)
             broker_url = broker.url
             _say(f"embedded Tansu broker (development only) on {broker.bootstrap}")
-        settings = run_settings(broker_url, workdir / "state", model_dir=workdir / "model")
+        settings = run_settings(broker_url, workdir / "state",
+                                model_registry=workdir / "registry")
         for name, outcome in create_topics(settings).items():
             _say(f"topic {name}: {outcome}")
 
@@ -101,6 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
             for event in train_events:
                 handle.write(orjson.dumps(event) + b"\n")
         _train(train_file, workdir / "model", args.epochs)
+        version = _publish_and_promote(settings, workdir / "model")
 
         log_path = workdir / "worker.log"
         _say(f"starting worker; log: {log_path}")
@@ -129,7 +137,52 @@ def run_demo(args: argparse.Namespace) -> int:
         _summary(settings, watcher, live_events, stats.sent, elapsed)
         if catalog:
             _showcase(args, settings, watcher, catalog, events)
+        if args.ab_shoppers:
+            _ab_test(args, settings, watcher, events[split:], catalog, version)
     return 0
+
+
+def _publish_and_promote(settings: Settings, model_dir: Path) -> str:
+    """Put the trained model in the registry and promote it, with the operator's commands."""
+    env = {**os.environ, **settings.to_env()}
+    published = subprocess.run(streamrec_command("models", "publish", str(model_dir)),
+                               capture_output=True, text=True, env=env, check=False)
+    if published.returncode != 0:
+        raise DemoError(f"streamrec models publish failed: {published.stderr.strip()[-500:]}")
+    version = published.stdout.split()[-1]
+    promoted = subprocess.run(streamrec_command("models", "promote", version),
+                              capture_output=True, text=True, env=env, check=False)
+    if promoted.returncode != 0:
+        raise DemoError(f"streamrec models promote failed: {promoted.stderr.strip()[-500:]}")
+    _say(f"streamrec models publish -> {version}; streamrec models promote {version} "
+         f"(registry {settings.model_registry})")
+    return version
+
+
+def _ab_test(args: argparse.Namespace, settings: Settings, watcher: OutputWatcher,
+             held_out: list[dict[str, Any]], catalog: list[dict[str, Any]],
+             version: str) -> None:
+    sessions = held_out_sessions(held_out, min_items=4, limit=args.ab_shoppers)
+    prices = {r["item_id"]: float(r["price"]) for r in catalog if "price" in r}
+    report = run_ab_test(settings, watcher, sessions, version, prices, _say)
+    variants = report["variants"]
+    if {"A", "B"} <= set(variants):
+        a, b = variants["A"], variants["B"]
+        p_ctr = next((c["p_value"] for c in report["comparisons"]
+                      if c["variant"] == "B" and c["metric"] == "ctr"), None)
+        ahead = (b["ctr"] or 0) > (a["ctr"] or 0)
+        verdict = ("the model wins (p < 0.05)" if ahead and p_ctr is not None and p_ctr < 0.05
+                   else "the model is ahead, not significantly" if ahead
+                   else "the model does NOT win")
+        p_text = "n/a" if p_ctr is None else f"{p_ctr:.2g}"
+        _say(f"A/B: CTR trending {a['ctr']:.3f} {_interval(a['ctr_ci95'])} vs model "
+             f"{b['ctr']:.3f} {_interval(b['ctr_ci95'])}, p = {p_text}; "
+             f"revenue/user {a['revenue_per_user'] or 0:.2f} vs "
+             f"{b['revenue_per_user'] or 0:.2f}: {verdict}")
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return "[?]" if not bounds else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def _catalog(args: argparse.Namespace) -> list[dict[str, Any]]:

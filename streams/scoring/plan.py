@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from schemas.control import Experiment
+from schemas.control import TRENDING_VERSION, Experiment
 from streams.scoring.scorer import Scorer
 
 NO_EXPERIMENT = "none"
@@ -34,6 +34,13 @@ class Arm:
     """The registry version (None for a fixed ``STREAMREC_MODEL_DIR`` or no model)."""
     experiment: str | None = None
     variant: str | None = None
+
+    @property
+    def is_trending_baseline(self) -> bool:
+        """The reserved version ``trending`` as a variant: the trending baseline, pure — no
+        model and no text neighbours (the shop's rules and searches still apply). Without a
+        model outside experiments, the worker still adds text neighbours."""
+        return self.version == TRENDING_VERSION and self.experiment is not None
 
     @property
     def labels(self) -> tuple[str, str]:

@@ -112,6 +112,7 @@ async def score_users(
     executor: Executor | None = None,
     retrieval: Retrieval | None = None,
     layer: RankingLayer | None = None,
+    with_content: bool = True,
 ) -> tuple[dict[str, Scored], ScoringReport]:
     """Recommendations for every user in ``candidates``: one model call for all of them,
     one nearest-neighbour search for all of them, merged by :mod:`streams.candidates.merge`.
@@ -120,7 +121,7 @@ async def score_users(
     loop keeps consuming and processing other partitions while a batch is being ranked.
     """
     call = functools.partial(rank_users, candidates, scorer, board, k=k, now_ms=now_ms,
-                             retrieval=retrieval, layer=layer)
+                             retrieval=retrieval, layer=layer, with_content=with_content)
     if executor is None:
         return call()
     return await asyncio.get_running_loop().run_in_executor(executor, call)
@@ -135,13 +136,15 @@ def rank_users(
     now_ms: int,
     retrieval: Retrieval | None = None,
     layer: RankingLayer | None = None,
+    with_content: bool = True,
 ) -> tuple[dict[str, Scored], ScoringReport]:
     """:func:`score_users`' work, synchronously (on the scoring thread): each user's
-    explained candidate pool (model, text neighbours, trending), then the ranking layer."""
+    explained candidate pool (model, text neighbours unless ``with_content`` is False,
+    trending), then the ranking layer."""
     catalog = retrieval.catalog if retrieval else None
     filtering = catalog is not None and len(catalog) > 0
     fetch = 2 * k if filtering else k  # room for items the catalogue says are gone
-    content = _content(candidates, retrieval, fetch)
+    content = _content(candidates, retrieval, fetch) if with_content else {}
     keep = catalog.keep_recommendable if catalog is not None else list
     explain = _Explainer(catalog, scorer, board)
     pools: dict[str, _Pool] = {}
@@ -356,9 +359,9 @@ class ScoringStage:
 
     async def score(
         self, candidates: dict[str, Candidates], scorer: Scorer | None, board: TrendingBoard,
-        *, k: int, now_ms: int,
+        *, k: int, now_ms: int, with_content: bool = True,
     ) -> tuple[dict[str, Scored], ScoringReport]:
         """:func:`score_users` with ``scorer`` and this stage's retrieval, on its thread."""
         return await score_users(candidates, scorer, board, k=k, now_ms=now_ms,
                                  executor=self.executor, retrieval=self.retrieval,
-                                 layer=self.layer)
+                                 layer=self.layer, with_content=with_content)

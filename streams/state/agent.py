@@ -247,7 +247,7 @@ class StateAgent:
         for arm, users in plan.route(candidates).items():
             part, report = await self.scoring.score(
                 {user: candidates[user] for user in users}, arm.scorer, board,
-                k=config.top_k, now_ms=generated)
+                k=config.top_k, now_ms=generated, with_content=not arm.is_trending_baseline)
             self._observe_scoring(report)
             scored.update(part)
             arm_of.update(dict.fromkeys(users, arm))
@@ -347,8 +347,9 @@ class StateAgent:
         never to users; its overlap with the live lists and its latency are metrics."""
         config, metrics = self.config, self.metrics
         started = time.perf_counter()
-        shadow, _report = await self.scoring.score(candidates, arm.scorer, board,
-                                                   k=config.top_k, now_ms=generated)
+        shadow, _report = await self.scoring.score(
+            candidates, arm.scorer, board, k=config.top_k, now_ms=generated,
+            with_content=not arm.is_trending_baseline)
         metrics.shadow_scoring_seconds.observe(time.perf_counter() - started)
         for user, scored in shadow.items():
             live_items = {item for item, _ in live[user].items}

@@ -9,17 +9,23 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
+from schemas.items import Item
 from streams.candidates.session import Candidates
+from streams.catalog.catalog import Catalog
+from streams.catalog.records import CatalogRecord
 from streams.scoring.scorer import (
     FALLBACK_NO_HISTORY,
     FALLBACK_NO_MODEL,
     FALLBACK_SCORING_ERROR,
     FALLBACK_UNKNOWN_ITEMS,
+    Retrieval,
     Scored,
     Scorer,
     ScoringReport,
+    rank_users,
     score_users,
 )
 from streams.state.trending import TrendingBoard, record_many
@@ -183,3 +189,27 @@ def test_a_batch_of_only_unknown_items_never_calls_the_model() -> None:
     assert results["u1"].fallback == FALLBACK_UNKNOWN_ITEMS
     assert scorer.calls == []
     assert report == ScoringReport(0.0, 0)
+
+
+def _text_catalog() -> Catalog:
+    """Items with text vectors: "near" resembles the history's "a"; "gone" is unavailable."""
+    def record(item_id: str, vector: tuple[float, ...], available: bool = True) -> CatalogRecord:
+        values = np.array(vector, dtype=np.float32)
+        return CatalogRecord(Item(item_id, f"title {item_id}", available=available), "h",
+                             values / np.linalg.norm(values))
+
+    catalog = Catalog(dimensions=3)
+    catalog.apply({"a": record("a", (1, 0, 0)), "near": record("near", (0.95, 0.05, 0)),
+                   "far": record("far", (0, 0, 1)), "gone": record("gone", (0, 1, 0), False)})
+    return catalog
+
+
+@pytest.mark.parametrize("with_content", [True, False])
+def test_text_neighbours_join_a_fallback_only_with_content(with_content: bool) -> None:
+    board = record_many(None, [("far", 3.0, NOW_MS), ("gone", 9.0, NOW_MS)], 3600.0, 100)
+    results, _ = rank_users({"u": cand("a")}, None, board, k=3, now_ms=NOW_MS,
+                            retrieval=Retrieval(_text_catalog(), 2, 5),
+                            with_content=with_content)
+    items = [item for item, _ in results["u"].items]
+    assert ("near" in items) is with_content  # the text neighbour of "a"
+    assert "far" in items and "gone" not in items  # trending, and the catalogue still filters
