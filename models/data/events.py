@@ -39,6 +39,7 @@ class EventCorpus:
     n_events: int  # valid, de-duplicated events used
     n_invalid: int  # lines skipped because they are not valid events
     n_duplicates: int  # events skipped because their event_id was already seen
+    n_searches: int = 0  # search events skipped: they name no item (not invalid)
 
     @property
     def n_items(self) -> int:
@@ -90,8 +91,12 @@ def _timestamp_ms(value: object) -> int | None:
     return round(parsed.timestamp() * 1000)
 
 
-def _parse_event(line: bytes) -> tuple[str, str, _Event] | None:
-    """``(event_id, event_type, event)`` of a valid event line, else None."""
+_SEARCH = str(EventType.SEARCH)
+
+
+def _parse_event(line: bytes) -> tuple[str, str, _Event] | str | None:
+    """``(event_id, event_type, event)`` of a valid event line, ``"search"`` for a search
+    event (it names no item), else None."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -100,6 +105,9 @@ def _parse_event(line: bytes) -> tuple[str, str, _Event] | None:
         return None
     event_id, user, item = obj.get("event_id"), obj.get("user_id"), obj.get("item_id")
     event_type, session_id = obj.get("event_type"), obj.get("session_id")
+    if event_type == _SEARCH:  # a valid search is expected in an event file, not invalid
+        valid = isinstance(event_id, str) and isinstance(user, str) and event_id and user
+        return _SEARCH if valid and _timestamp_ms(obj.get("timestamp")) is not None else None
     if not (isinstance(event_id, str) and isinstance(user, str) and isinstance(item, str)):
         return None
     if not (event_id and user and item):
@@ -123,12 +131,14 @@ def load_event_sessions(
 
     Each line is an event (``event_id``, ``event_type`` in view|click|add_to_cart|purchase,
     ``user_id``, ``item_id``, ``timestamp`` as RFC 3339 with offset or int epoch ms, optional
-    ``session_id``). Lines that are not valid events are skipped and counted (one warning),
-    events whose type is not in ``event_types`` are ignored, and a repeated ``event_id`` is
-    skipped as a duplicate delivery. Each user's events are ordered by time (file order breaks ties)
-    and a new session starts when ``session_id`` changes (absent counts as a value) or after
-    more than ``session_gap_s`` seconds without events. Sessions are ordered by start time;
-    the vocabulary numbers items ``1..N`` in order of first appearance in that order.
+    ``session_id``). Search events name no item: they are expected, skipped and counted
+    apart (``n_searches``, logged at info). Lines that are not valid events are skipped and
+    counted (one warning), events whose type is not in ``event_types`` are ignored, and a
+    repeated ``event_id`` is skipped as a duplicate delivery. Each user's events are ordered by
+    time (file order breaks ties) and a new session starts when ``session_id`` changes (absent
+    counts as a value) or after more than ``session_gap_s`` seconds without events. Sessions
+    are ordered by start time; the vocabulary numbers items ``1..N`` in order of first
+    appearance in that order.
     """
     path = Path(path)
     if not path.is_file():
@@ -136,14 +146,17 @@ def load_event_sessions(
     digest = hashlib.sha256()
     seen_ids: set[str] = set()
     per_user: dict[str, list[_Event]] = {}
-    n_invalid = n_duplicates = 0
+    n_invalid = n_duplicates = n_searches = 0
     with path.open("rb") as handle:
         for line in handle:
             digest.update(line)
             if not line.strip():
                 continue
             parsed = _parse_event(line)
-            if parsed is None:
+            if parsed == _SEARCH:
+                n_searches += 1
+                continue
+            if not isinstance(parsed, tuple):
                 n_invalid += 1
                 continue
             event_id, event_type, event = parsed
@@ -154,6 +167,9 @@ def load_event_sessions(
                 continue
             seen_ids.add(event_id)
             per_user.setdefault(event.user_id, []).append(event)
+    if n_searches:
+        log.info("%s: %d searches skipped: training sessions are item interactions",
+                 path, n_searches)
     if n_invalid:
         log.warning("%s: skipped %d lines that are not valid events", path, n_invalid)
     gap_ms = session_gap_s * 1000
@@ -183,4 +199,5 @@ def load_event_sessions(
         n_events=sum(len(s) for s in sessions),
         n_invalid=n_invalid,
         n_duplicates=n_duplicates,
+        n_searches=n_searches,
     )
