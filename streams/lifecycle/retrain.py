@@ -140,8 +140,7 @@ def held_out_cases(holdout_file: Path) -> Any:
     if not prefixes:
         return None
     # An ONNX model directory's fit() trains nothing (it binds the model to the data's items),
-    # so the day's own sessions serve as "training" sessions; an empty list would trip
-    # ReindexedRecommender.fit (models.evaluation) on zero rows.
+    # so the day's own sessions are handed over as the "training" sessions.
     return Benchmark(train_sessions=corpus.sessions, test_prefixes=prefixes,
                      test_targets=targets,
                      n_items=corpus.n_items, fingerprint=corpus.fingerprint,

@@ -69,3 +69,21 @@ def test_event_corpus_as_benchmark_splits_by_time(tmp_path: Path) -> None:
 def test_missing_event_file(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkNotFoundError):
         load_event_sessions(tmp_path / "nope.jsonl")
+
+
+def test_searches_are_counted_apart_not_as_invalid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = 1_700_000_000_000
+    search = {"event_id": "s1", "event_type": "search", "user_id": "u1", "timestamp": base,
+              "properties": {"query": "red shoes"}}
+    broken_search = {"event_type": "search", "user_id": "u1", "timestamp": base}  # no id
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([event("e1", "u1", "A", base + 1), json.dumps(search),
+                               json.dumps(broken_search), event("e2", "u1", "B", base + 2)])
+                    + "\n")
+    with caplog.at_level(logging.INFO):
+        corpus = load_event_sessions(path)
+    assert corpus.n_searches == 1 and corpus.n_invalid == 1 and corpus.n_events == 2
+    assert "1 searches skipped" in caplog.text
+    assert corpus.sessions == [[1, 2]]

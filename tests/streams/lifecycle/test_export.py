@@ -151,7 +151,7 @@ def test_the_export_is_what_train_reads(stream: Settings, tmp_path: Path) -> Non
     assert run_export_events(parse("--since", "1d", "--out", str(out)), settings=stream) == 0
     corpus = load_event_sessions(out)
     assert corpus.n_events == 6  # every event but the search (no item: train skips it)
-    assert corpus.n_invalid == 1 and corpus.n_duplicates == 0
+    assert corpus.n_invalid == 0 and corpus.n_searches == 1 and corpus.n_duplicates == 0
     assert sorted(corpus.vocabulary.items) == ["i1", "i2", "i3"]
     assert sorted(map(len, corpus.sessions)) == [1, 1, 1, 1, 2]  # u1: hours apart
 
