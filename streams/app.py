@@ -32,6 +32,7 @@ from schemas.control import Experiment, ExperimentStatus, encode_control
 from schemas.reasons import RejectReason
 from schemas.rules import CategoryCap
 from streams import __version__
+from streams.attribution.ledger import ATTRIBUTED_EVENT_TYPES
 from streams.catalog.catalog import Catalog
 from streams.catalog.follow import follow_catalog
 from streams.catalog.reader import CatalogReader
@@ -52,7 +53,7 @@ from streams.ranking.search import QueryEmbeddings
 from streams.rules.book import RuleBook
 from streams.rules.follow import follow_rules
 from streams.scoring.guard import GuardRail, Verdict
-from streams.scoring.plan import fixed_plan
+from streams.scoring.plan import NO_EXPERIMENT, fixed_plan
 from streams.scoring.pool import ModelPool
 from streams.scoring.scorer import (
     FALLBACK_REASONS,
@@ -222,8 +223,6 @@ def create_worker(
                     trending=trending, scoring=scoring, readiness=readiness,
                     catalog=catalog_reader, rules=rules, pool=pool)
     _preinitialise_label_sets(metrics)
-    for outcome in ("ok", "failed"):
-        metrics.model_loads.labels(outcome=outcome)
     for rule in rules.current().active:  # rules from settings: counted from zero
         metrics.rule_applied.labels(rule=rule.rule_id)
     _wire_agents(worker)
@@ -353,6 +352,14 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
         metrics.catalog_updates.labels(kind=kind)
     for reason in RejectReason:
         metrics.rules_rejected.labels(reason=reason.value)
+    for outcome in ("ok", "failed"):
+        metrics.model_loads.labels(outcome=outcome)
+    outside = (NO_EXPERIMENT, NO_EXPERIMENT)  # every family visible from the start
+    for counter in (metrics.variant_recommendations, metrics.variant_failures,
+                    metrics.attributed_revenue, metrics.guard_rollbacks):
+        counter.labels(*outside)
+    for event_type in ATTRIBUTED_EVENT_TYPES:
+        metrics.attributed.labels(*outside, event_type)
 
 
 def _wire_agents(worker: Worker) -> None:
