@@ -19,6 +19,7 @@ from schemas.events import DecodeLimits
 from streams.clock import now_ms
 from streams.ingest.batch import IngestBatch, Pseudonymiser, RawMessage, encode_bundle, ingest
 from streams.ops.metrics import Metrics
+from streams.ops.stages import StageClock, observe_waits
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,24 @@ class IngestAgent:
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
             config.batch_max_events, config.batch_max_seconds
         ):
+            clock = StageClock()
+            raw = [_raw(event) for event in events]
+            received_ms = now_ms()
+            observe_waits(self.metrics.stage_seconds, "input_wait", received_ms,
+                          [message.timestamp_ms for message in raw])
             batch = ingest(
-                (_raw(event) for event in events),
+                raw,
                 limits=config.limits,
                 partitions=config.partitions,
-                now_ms=now_ms(),
+                now_ms=received_ms,
                 pseudonymise=config.pseudonymiser,
                 erasure_topic=config.erasure_topic,
                 items_topic=config.items_topic,
                 rules_topic=config.rules_topic,
             )
             await self._send(batch)
+            clock.lap("ingest")
+            clock.observe(self.metrics.stage_seconds)
 
     async def _send(self, batch: IngestBatch) -> None:
         metrics = self.metrics

@@ -22,6 +22,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from streams.ops.stages import STAGE_BUCKETS
+
 PREFIX = "streamrec"
 
 # Event time -> recommendation produced: resolves 1 ms .. 60 s.
@@ -57,6 +59,8 @@ class Metrics:
     fallbacks: Counter
     model_info: Info
     model_loaded_timestamp_seconds: Gauge
+    stage_seconds: Histogram
+    event_loop_lag_seconds: Histogram
     model_loads: Counter
     model_load_seconds: Histogram
     model_load_failed: Gauge
@@ -306,6 +310,18 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("catalog_embedding_failures"),
             "Catalogue items stored without an embedding (encoder unavailable or failed).",
             registry=registry,
+        ),
+        stage_seconds=Histogram(
+            name("stage_seconds"),
+            "Where an event's time goes, by stage: input_wait (producer to ingest, per "
+            "event), ingest (per batch), rekey_hop (ingest to state, per bundle), state, "
+            "scoring, emit, produce (per state micro-batch). See streams/ops/stages.py.",
+            ["stage"], buckets=STAGE_BUCKETS, registry=registry,
+        ),
+        event_loop_lag_seconds=Histogram(
+            name("event_loop_lag_seconds"),
+            "How late the event loop ran a timer due every 0.25 s: time the loop was blocked.",
+            buckets=STAGE_BUCKETS, registry=registry,
         ),
         model_loads=Counter(
             name("model_loads"),

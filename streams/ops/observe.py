@@ -6,6 +6,7 @@ the tests call without Faust; :func:`register_observers` wires them to the app's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -185,6 +186,26 @@ def register_observers(
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         metrics.rebalances.inc()
+
+    @app.task
+    async def loop_lag() -> None:
+        await measure_loop_lag(metrics.event_loop_lag_seconds)
+
+
+LOOP_LAG_INTERVAL_S = 0.25
+
+
+async def measure_loop_lag(histogram: Any, interval_s: float = LOOP_LAG_INTERVAL_S,
+                           rounds: int | None = None) -> None:
+    """Sleep ``interval_s`` again and again and observe how late each wake-up came: the time
+    the event loop was busy with something that did not yield (a blocking call on the loop
+    delays every consumer, timer and HTTP answer of the worker). Forever, or ``rounds``."""
+    done = 0
+    while rounds is None or done < rounds:
+        due = time.perf_counter() + interval_s
+        await asyncio.sleep(interval_s)
+        histogram.observe(max(0.0, time.perf_counter() - due))
+        done += 1
 
 
 def _sample_recovery(app: Any, metrics: Metrics, started: list[float]) -> None:

@@ -37,6 +37,7 @@ from streams.ingest.batch import decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
+from streams.ops.stages import StageClock, observe_waits
 from streams.ranking.layer import observe_ranking
 from streams.ranking.rules import RuleSet
 from streams.scoring.guard import GuardRail, Verdict
@@ -162,6 +163,9 @@ class StateAgent:
         await self.scoring.wait_serving()  # at start-up: know which model serves first
         metrics = self.metrics
         started = time.perf_counter()
+        clock = StageClock(started)
+        observe_waits(metrics.stage_seconds, "rekey_hop", now_ms(),
+                      [_timestamp_ms(event) for event in events])
         partition = events[-1].message.partition
         users = PartitionStore(self.users, partition)
         trending = PartitionStore(self.trending, partition)
@@ -183,13 +187,18 @@ class StateAgent:
             update.users.pop(user, None)
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
-        await self._score_and_emit(update, board, output, _by_user(update.fresh_events))
+        clock.lap("state")
+        await self._score_and_emit(update, board, output, _by_user(update.fresh_events),
+                                   clock)
         self._sweep_expired(users, output, len(decoded))
 
         users.write(output.user_changes)
         if output.board_changes:
             trending.write(output.board_changes)
+        clock.lap("state")
         await self._produce(users, trending, output)
+        clock.lap("produce")
+        clock.observe(metrics.stage_seconds)
 
         metrics.users_erased.inc(len(erasures))
         metrics.duplicates_dropped.inc(update.outcomes[Outcome.DUPLICATE])
@@ -229,8 +238,9 @@ class StateAgent:
 
     async def _score_and_emit(
         self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput,
-        fresh: dict[str, list[Event]],
+        fresh: dict[str, list[Event]], clock: StageClock | None = None,
     ) -> None:
+        clock = clock or StageClock()
         config, metrics = self.config, self.metrics
         days = config.exclude_purchased_days
         if self.purchase_window is not None:  # a live exclude_purchased rule wins
@@ -254,6 +264,7 @@ class StateAgent:
         if plan.shadow is not None:
             await self._shadow(plan.shadow, candidates, board, scored, update, generated,
                                output)
+        clock.lap("scoring")
         failures: dict[Arm, list[int]] = {}
         for user, record in update.users.items():
             arm = arm_of[user]
@@ -282,6 +293,7 @@ class StateAgent:
                 metrics.variant_failures.labels(*arm.labels).inc(failed)
             if self.guard is not None and arm.experiment is not None and arm.variant:
                 self.guard.observe(arm.experiment, arm.variant, sent, failed)
+        clock.lap("emit")
         await self._judge(plan.experiment)
 
     def _observe_scoring(self, report: ScoringReport) -> None:
@@ -460,6 +472,12 @@ class StateAgent:
         for user, value in records:
             batches.add(user_partition(user, count), user.encode("utf-8"), value)
         return batches
+
+
+def _timestamp_ms(event: EventT) -> int | None:
+    """A bundle record's timestamp (when the ingest agent sent it), in ms."""
+    stamp = event.message.timestamp
+    return int(stamp * 1000) if stamp else None
 
 
 def _by_user(events: Sequence[Event]) -> dict[str, list[Event]]:

@@ -31,6 +31,7 @@ EXPECTED_ROWS = [
     "Catalogue and text",
     "Ranking, rules and search",
     "Models and experiments",
+    "Latency by stage",
     "Process",
 ]
 

@@ -71,7 +71,8 @@ class RecordingProducer:
 
 def bundle_event(values: list[bytes]) -> Any:
     """What ``take_events`` yields: an event whose message came from PARTITION."""
-    return [SimpleNamespace(value=value, message=SimpleNamespace(partition=PARTITION))
+    return [SimpleNamespace(value=value, message=SimpleNamespace(partition=PARTITION,
+                                                                 timestamp=time.time()))
             for value in values]
 
 
@@ -155,3 +156,15 @@ def _tp(store: PartitionStore) -> Any:
     from faust.types import TP
 
     return TP(store.changelog_topic, store.partition)
+
+
+def test_a_micro_batch_times_every_state_stage(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    agent, _producer, _worker = harness
+    now = int(time.time() * 1000)
+    payload = encode_bundle(Bundle(events=[Event("e1", EventType.VIEW, "u7", "sku-1", now)]))
+    asyncio.run(agent.process(bundle_event([payload])))
+    counts = {s.labels["stage"]: s.value for m in agent.metrics.stage_seconds.collect()
+              for s in m.samples if s.name.endswith("_count")}
+    assert counts == {"rekey_hop": 1, "state": 1, "scoring": 1, "emit": 1, "produce": 1}
