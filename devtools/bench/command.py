@@ -81,6 +81,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="length of the fixed-load freshness phase "
                         f"(default {FULL.freshness_s:g}, --quick {QUICK.freshness_s:g}; "
                         "0 = skip)")
+    parser.add_argument("--stage-loads", default="",
+                        help="also run streamrec's freshness phase at these fractions of its "
+                             "own peak (e.g. 0.1,0.5,0.9), each with where the time goes per "
+                             "stage (streamrec_stage_seconds)")
     parser.add_argument("--load-fraction", type=float, default=0.5,
                         help="freshness load as a fraction of the system's own measured "
                         "peak (default 0.5)")
@@ -189,6 +193,7 @@ def run_bench(args: argparse.Namespace) -> int:
     config = {"quick": args.quick, "runs": runs, "events": events, "systems": systems,
               "workers": workers, "partitions": args.partitions,
               "freshness_seconds": freshness_s, "load_fraction": args.load_fraction,
+              "stage_loads": args.stage_loads,
               "session_timeout_s": 6.0, "rebalance_timeout_s": 4.0, "heartbeat_s": 0.5}
     _say(f"machine: {machine['cpu']}, {machine['cores_available']} cores, "
          f"{machine['ram_gib']} GiB, Python {machine['python']}, "
@@ -215,7 +220,9 @@ def run_bench(args: argparse.Namespace) -> int:
                            model_dir=model_dir, workdir=workdir, logs=out / "logs",
                            freshness_s=freshness_s, load_fraction=args.load_fraction,
                            sample_interval_s=0.1 if args.quick else 0.2,
-                           catalog=tuple(catalog(_workload(args, events))))
+                           catalog=tuple(catalog(_workload(args, events))),
+                           stage_loads=tuple(float(f) for f in args.stage_loads.split(",")
+                                             if f.strip()))
             results = _measure(plan, args, systems, runs, workers, workload.events, probe,
                                pool, out, run_once)
             results.update(machine=machine, config=config, workload=workload.summary(),

@@ -19,6 +19,7 @@ A run, identical for every system:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import signal
@@ -26,13 +27,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from devtools.bench import stages
 from devtools.bench.measure import (
     MeasurementError,
     Sample,
@@ -72,6 +74,9 @@ class RunPlan:
     stall_s: float = 45.0
     catalog: tuple[dict[str, Any], ...] = ()
     """Published to the items topic before a streamrec instance starts (empty: none)."""
+    stage_loads: tuple[float, ...] = ()
+    """Extra freshness phases for streamrec, at these fractions of its own peak, each with
+    the per-stage breakdown (``--stage-loads``)."""
 
 
 def run_settings(plan: RunPlan, tag: str, partitions: int, *, data_dir: Path | None = None
@@ -218,6 +223,21 @@ def _freshness(system: System, settings: Settings, plan: RunPlan, rate: float,
     }
 
 
+def _staged(system: System, fraction: float, phase: Callable[[], dict[str, Any]]
+            ) -> dict[str, Any]:
+    """Run one freshness phase; for streamrec add where the time went (its stage
+    histograms, differenced over the phase)."""
+    if not isinstance(system, StreamrecSystem):
+        return phase()
+    ports = [s.web_port for s in system.worker_settings]
+    before = stages.snapshot(ports)
+    figures = phase()
+    after = stages.snapshot(ports)
+    figures["load_fraction"] = fraction
+    figures["stages"] = stages.summarise(stages.difference(after, before))
+    return figures
+
+
 def _thin(ordered: list[float], most: int) -> list[float]:
     """At most ``most`` evenly spaced values of a sorted list, in ms (for the CDF plot)."""
     if len(ordered) > most:
@@ -285,8 +305,15 @@ def run_once(plan: RunPlan, name: str, run_index: int, backlog: Sequence[dict[st
         if freshness and name != "ceiling" and plan.freshness_s > 0:
             with _instance(plan, name, f"{tag}-f", workers, partitions, probe) as (
                     settings, system, _base):
-                result.update(_freshness(system, settings, plan,
-                                         plan.load_fraction * window.events_per_s, pool, tag))
+                result.update(_staged(system, plan.load_fraction, lambda: _freshness(
+                    system, settings, plan, plan.load_fraction * window.events_per_s, pool,
+                    tag)))
+                if isinstance(system, StreamrecSystem) and plan.stage_loads:
+                    result["load_profile"] = [
+                        _staged(system, fraction, functools.partial(
+                            _freshness, system, settings, plan,
+                            fraction * window.events_per_s, pool, f"{tag}-{fraction:g}"))
+                        for fraction in plan.stage_loads]
                 rss = max(rss, system.peak_rss_bytes())
         result["peak_rss_mib"] = round(rss / 2**20, 1)
     except (MeasurementError, SystemExitedError, RuntimeError) as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from devtools.bench import STREAMREC_IDS_ONLY, SYSTEMS
 from devtools.bench.measure import median, quantiles, ratio
+from devtools.bench.stages import render_profile
 
 FIGURES = ("events_per_s", "recs_per_s", "cpu_s_per_1k_events", "cores", "peak_rss_mib",
            "freshness_p50_ms", "freshness_p95_ms", "freshness_p99_ms")
@@ -54,6 +55,29 @@ def stage_costs(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
         values = sorted(v for run in runs
                         if (v := run.get("stage_costs", {}).get(key)) is not None)
         out[key] = values[len(values) // 2] if values else None
+    return out
+
+
+def stage_profile(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per load level (the main freshness phase and every ``--stage-loads`` one), the median
+    over runs of the offered rate, the freshness and each stage's p50 / p99."""
+    phases: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        for phase in ([run] if "stages" in run else []) + list(run.get("load_profile", [])):
+            phases[phase["load_fraction"]].append(phase)
+    out = []
+    for fraction in sorted(phases):
+        group = phases[fraction]
+        stage_names = sorted({s for phase in group for s in phase.get("stages", {})})
+        out.append({
+            "load_fraction": fraction,
+            "offered_events_per_s": median([p.get("offered_events_per_s") for p in group]),
+            "freshness_p50_ms": median([p.get("freshness_p50_ms") for p in group]),
+            "freshness_p99_ms": median([p.get("freshness_p99_ms") for p in group]),
+            "stages": {name: {key: median([p["stages"].get(name, {}).get(key) for p in group])
+                              for key in ("p50_ms", "p99_ms")}
+                       for name in stage_names},
+        })
     return out
 
 
@@ -125,6 +149,12 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"{name} stage costs (medians, from the worker's histograms): "
                          + ", ".join(f"{key} {_fmt(value, 1)}" for key, value in
                                      costs.items()))
+    for name in ("streamrec", "streamrec-ids"):
+        profile = stage_profile([r for r in results["runs"].get(name, []) if "error" not in r])
+        if profile:
+            lines += ["", f"{name}: where the time goes, p50 / p99 ms per stage (medians over "
+                      "runs; waits per event or bundle, work per micro-batch)", "",
+                      *render_profile(profile)]
     if results.get("scaling"):
         lines.append("")
         lines.append("streamrec scaling (same backlog, N worker processes in one group): "
