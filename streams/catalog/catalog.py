@@ -55,7 +55,8 @@ class Catalog:
         return len(self._index)
 
     def apply(self, changes: Mapping[str, CatalogRecord | None]) -> None:
-        """Make the view match stored records (None: the item was removed)."""
+        """Make the view match stored records (None: the item was removed). One writer at
+        a time (the catalogue reader's thread); readers may search meanwhile."""
         upsert_ids: list[str] = []
         upsert_vectors: list[npt.NDArray[np.float32]] = []
         removed: list[str] = []
@@ -81,6 +82,14 @@ class Catalog:
             self._index.remove(removed)
             if upsert_ids:
                 self._index.upsert(upsert_ids, np.stack(upsert_vectors))
+            rebuild = self._index.needs_rebuild()
+        if rebuild:
+            # Built without the lock (a large graph takes seconds; searches go on meanwhile
+            # on the old one). Safe because ``apply`` is the only writer: the catalogue
+            # reader calls it from one thread.
+            fresh = self._index.rebuilt()
+            with self._lock:
+                self._index = fresh
 
     def facts(self, item_id: str) -> ItemFacts | None:
         return self._facts.get(item_id)

@@ -1,73 +1,142 @@
 """Nearest items by text: inner-product search over unit vectors (= cosine similarity).
 
-Exact search (faiss ``IndexIDMap2(IndexFlatIP)``) rather than a graph index, on purpose:
-measured here on 4,385 real item embeddings (512-d) it answers a query in ~0.12 ms with
-recall 1.0, adds an item in ~0.4 ms and removes one in ~0.25 ms; HNSW graphs (faiss, hnswlib,
-usearch) were 2x faster per query at recall 0.998 but cannot truly delete (out-of-stock items
-would stay in the graph). faiss offers IVF/HNSW indexes behind the same calls when a
-catalogue outgrows exact search (about 10^5 items and more). See README "Content retrieval".
+Two kinds of faiss index behind one class, chosen by the catalogue's size:
+
+* up to :data:`EXACT_UP_TO` items, exact search (``IndexFlatIP``): recall 1, and cheap at
+  that size;
+* above it, an HNSW graph (``IndexHNSWFlat``, inner product): a query visits a few hundred
+  vectors instead of all of them. Measured at 10,000 items of 512 dimensions on this 2-core
+  machine (``python -m devtools.index_bench``): see README "Content retrieval".
+
+Neither supports cheap true deletion (HNSW none at all), so removal is lazy: a removed or
+replaced item's row is marked dead and filtered out of every answer, searches ask for
+enough extra rows to cover the dead ones, and once dead rows pass a quarter of the index it
+is rebuilt from the live vectors. A row whose filtered answer came back short (many dead
+neighbours) is answered by exact search over the live vectors instead, so an answer never
+holds fewer items than exact search would give.
 
 Not thread-safe by itself: :class:`~streams.catalog.catalog.Catalog` serialises writers and
-readers with one lock.
+readers with one lock, and builds a replacement index outside it (:meth:`ContentIndex.rebuilt`)
+so searches are not held up while a large graph is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+EXACT_UP_TO: Final = 1024
+"""Largest catalogue searched exactly; above it, the HNSW graph."""
+HNSW_NEIGHBOURS: Final = 32
+HNSW_EF_CONSTRUCTION: Final = 64
+HNSW_EF_SEARCH: Final = 128
+DEAD_SHARE_REBUILD: Final = 0.25
+"""Rebuild once this share of the rows are dead (and at least :data:`DEAD_MIN_REBUILD`)."""
+DEAD_MIN_REBUILD: Final = 256
+
 
 class ContentIndex:
-    """Item ids <-> faiss ids, and the vectors of the items that may be recommended."""
+    """Live items, their vectors, and a faiss index over them (rows may be dead)."""
 
-    def __init__(self, dimensions: int) -> None:
+    def __init__(self, dimensions: int, *, exact_up_to: int = EXACT_UP_TO) -> None:
         # One thread: searches run on the worker's scoring thread, beside the event loop on
         # a small machine; faiss' OpenMP pool would spin against both (measured: 10x slower
         # per query on two busy cores).
         faiss.omp_set_num_threads(1)
         self.dimensions = dimensions
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimensions))
-        self._ids: dict[str, int] = {}
-        self._items: dict[int, str] = {}
-        self._next = 0
+        self.exact_up_to = exact_up_to
+        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self._rows: dict[str, int] = {}
+        self._items: list[str | None] = []
+        self._dead = 0
+        self._index: Any = self._new_index(0)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return len(self._vectors)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._ids
+        return item_id in self._vectors
+
+    @property
+    def kind(self) -> str:
+        """``exact`` or ``hnsw``."""
+        return "hnsw" if isinstance(self._index, faiss.IndexHNSWFlat) else "exact"
 
     def upsert(self, items: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
         """Add items, replacing the vectors of those already indexed."""
         if not items:
             return
-        self.remove(item for item in items if item in self._ids)
-        ids = np.arange(self._next, self._next + len(items), dtype=np.int64)
-        self._next += len(items)
-        for item, faiss_id in zip(items, ids.tolist(), strict=True):
-            self._ids[item], self._items[faiss_id] = faiss_id, item
-        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self.remove(item for item in items if item in self._rows)
+        block = np.ascontiguousarray(vectors, dtype=np.float32)
+        first = len(self._items)
+        for offset, item in enumerate(items):
+            self._rows[item] = first + offset
+            self._items.append(item)
+            self._vectors[item] = block[offset]
+        self._index.add(block)
 
     def remove(self, items: Iterable[str]) -> None:
-        ids = [self._ids.pop(item) for item in items if item in self._ids]
-        if ids:
-            for faiss_id in ids:
-                del self._items[faiss_id]
-            selector = np.asarray(ids, dtype=np.int64)  # faiss wraps it in an IDSelector
-            self._index.remove_ids(selector)  # type: ignore[arg-type]
+        for item in items:
+            row = self._rows.pop(item, None)
+            if row is not None:
+                self._items[row] = None
+                del self._vectors[item]
+                self._dead += 1
+
+    def needs_rebuild(self) -> bool:
+        """Too many dead rows, or the catalogue crossed the exact/HNSW boundary."""
+        rows = len(self._items)
+        too_dead = self._dead >= max(DEAD_MIN_REBUILD, DEAD_SHARE_REBUILD * rows)
+        grown = self.kind == "exact" and len(self) > self.exact_up_to
+        shrunk = self.kind == "hnsw" and len(self) <= self.exact_up_to // 2  # hysteresis
+        return too_dead or grown or shrunk
+
+    def rebuilt(self) -> ContentIndex:
+        """A fresh index of the live items only (call it without holding the catalogue's
+        lock: building a large graph takes a while; the items and vectors are copied first)."""
+        fresh = ContentIndex(self.dimensions, exact_up_to=self.exact_up_to)
+        items = list(self._vectors)
+        fresh._index = fresh._new_index(len(items))
+        if items:
+            fresh.upsert(items, np.stack([self._vectors[item] for item in items]))
+        return fresh
 
     def search(self, queries: npt.NDArray[np.float32], k: int
                ) -> list[list[tuple[str, float]]]:
         """Per query row, up to ``k`` (item_id, cosine) best first, ties by item id."""
         if not len(self) or not len(queries):
             return [[] for _ in range(len(queries))]
-        scores, ids = self._index.search(
-            np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self)))
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        want = min(k, len(self))
+        fetch = min(len(self._items), want + self._dead + max(8, want // 2))
+        scores, rows = self._index.search(queries, fetch)
         items = self._items
-        return [sorted(((items[i], float(s))
-                        for i, s in zip(row_ids, row_scores, strict=True) if i >= 0),
-                       key=lambda pair: (-pair[1], pair[0]))
-                for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True)]
+        out = []
+        for row, (row_rows, row_scores) in enumerate(zip(rows.tolist(), scores.tolist(),
+                                                         strict=True)):
+            found = [(items[r], float(s)) for r, s in zip(row_rows, row_scores, strict=True)
+                     if r >= 0 and items[r] is not None]
+            if len(found) < want:  # the graph's answer ran short: ask the live vectors
+                found = self._exact(queries[row], want)
+            found.sort(key=lambda pair: (-pair[1], pair[0]))
+            out.append(found[:want])
+        return out
+
+    def _exact(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[str, float]]:
+        items = list(self._vectors)
+        scores = np.stack([self._vectors[item] for item in items]) @ query
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [(items[i], float(scores[i])) for i in best.tolist()]
+
+    def _new_index(self, size: int) -> Any:
+        if size <= self.exact_up_to:
+            return faiss.IndexFlatIP(self.dimensions)
+        index = faiss.IndexHNSWFlat(self.dimensions, HNSW_NEIGHBOURS,
+                                    faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
