@@ -81,7 +81,7 @@ def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | 
     n = len(vectors)
     if n < 2:
         return None
-    total: npt.NDArray[np.float64] = np.stack(vectors).sum(axis=0, dtype=np.float64)
+    total: npt.NDArray[np.float64] = np.array(vectors).sum(axis=0, dtype=np.float64)
     mean_similarity = (float(np.dot(total, total)) - n) / (n * (n - 1))
     return 1.0 - mean_similarity
 

@@ -317,8 +317,8 @@ class _Explainer:
         scored = [item for item in items if item in vectors]
         if not recent or not scored:
             return {}
-        similarity = (np.stack([vectors[item] for item in scored])
-                      @ np.stack([vectors[item] for item in recent]).T)
+        similarity = (np.array([vectors[item] for item in scored])
+                      @ np.array([vectors[item] for item in recent]).T)
         return dict(zip(scored, (recent[i] for i in similarity.argmax(axis=1).tolist()),
                         strict=True))
 
