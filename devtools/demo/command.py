@@ -181,6 +181,30 @@ def _ab_test(args: argparse.Namespace, settings: Settings, watcher: OutputWatche
              f"{b['revenue_per_user'] or 0:.2f}: {verdict}")
 
 
+def _worker_latency(settings: Settings) -> str:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from devtools.bench.stages import parse_buckets, quantile
+    from devtools.processes import http_get
+
+    status, body = http_get(f"http://127.0.0.1:{settings.web_port}/metrics")
+    if status != 200:
+        return "unavailable"
+    text = body.decode()
+    freshness: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "streamrec_freshness_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    freshness[float(sample.labels["le"])] = sample.value
+    parts = []
+    for name, buckets in [("end to end", freshness), *parse_buckets(text).items()]:
+        p50, p99 = quantile(buckets, 0.5), quantile(buckets, 0.99)
+        if p50 is not None and p99 is not None:
+            parts.append(f"{name} {p50 * 1000:.0f} / {p99 * 1000:.0f} ms")
+    return "; ".join(parts)
+
+
 def _interval(bounds: list[float] | None) -> str:
     return "[?]" if not bounds else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
@@ -278,6 +302,9 @@ def _summary(settings: Settings, watcher: OutputWatcher, live: list[dict[str, An
     quantiles = watcher.freshness_quantiles()
     _say("freshness (event time -> recommendation read back by a separate consumer): "
          + ", ".join(f"{q} {v * 1000:.0f} ms" for q, v in quantiles.items()))
+    _say("the worker's own view (event time -> recommendation acknowledged, "
+         "streamrec_freshness_seconds; p50 / p99 by stage from streamrec_stage_seconds): "
+         + _worker_latency(settings))
     active = Counter(event["user_id"] for event in live).most_common(3)
     for user, _count in active:
         status, doc = get_json(f"{base}/users/{user}")
