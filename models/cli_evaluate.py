@@ -4,6 +4,7 @@
     streamrec evaluate --data-dir ../shared/data/amazon_scientific --model textknn
     streamrec evaluate --data-dir DIR --model MODEL_DIR --protocol cold-items --cold-seed 0
     streamrec evaluate --events events.jsonl --model MODEL_DIR --json
+    streamrec evaluate --benchmark ../shared/data/diginetica --model MODEL_DIR --retrieval ann
 
 ``--benchmark`` (alias ``--data-dir``) reads a Diginetica-format directory or a RecBole
 leave-one-out directory with item text (``amazon_scientific/``). ``--split valid`` evaluates
@@ -15,9 +16,16 @@ training and evaluates only the cases whose target is hidden (``models.data.cold
 a model that knows items only by id scores about 0 there by construction. A model directory
 evaluated under it must have been trained under the same protocol and seed.
 
+``--retrieval ann`` (model directories with the retrieval pair) evaluates the lists the
+stream serves through the item index: only the ``--candidates`` items the index retrieves
+per case are ranked (by their exact scores); a target it does not retrieve is a miss.
+``--retrieval exact`` (the default) ranks every item; the difference is what the index
+costs in accuracy (``models.evaluation``, "Approximate retrieval").
+
 ``--json`` prints exactly one JSON object (``hr@10 hr@20 mrr@10 mrr@20 ndcg@10 ndcg@20
 coverage@20 cases``, plus ``protocol``, ``hidden_items`` and ``note`` under the cold-item
-protocol) on stdout; otherwise a table. Diagnostics go to the log (stderr).
+protocol, and ``retrieval``, ``candidates``, ``ef_search`` with ``--retrieval ann``) on
+stdout; otherwise a table. Diagnostics go to the log (stderr).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from models.data import (
 )
 from models.data.cold_items import DEFAULT_FRACTION
 from models.errors import ModelsError
-from models.evaluation import evaluate_model_on, model_names, render_table
+from models.evaluation import Retrieval, evaluate_model_on, model_names, render_table
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +145,14 @@ def add_evaluate_parser(
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="model dirs only"
     )
+    parser.add_argument(
+        "--retrieval", default="exact", choices=("exact", "ann"),
+        help="model dirs only: rank every item (exact, default) or only what the served item "
+        "index retrieves (ann; a target it misses is a miss)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="--retrieval ann: items retrieved per case (default: serving's)")
+    parser.add_argument("--ef-search", type=int, default=None,
+                        help="--retrieval ann: HNSW search breadth (default: = candidates)")
     parser.set_defaults(handler=run_evaluate)
     return parser
 
@@ -148,9 +164,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return _run_rerank(args)
     try:
         benchmark = load_data(args, args.test_fraction, validation=args.split == "valid")
+        retrieval = _retrieval(args)
         result = evaluate_model_on(
             benchmark, args.model, batch_size=args.batch_size, device=args.device,
-            overrides=args.set,
+            overrides=args.set, retrieval=retrieval,
         )
     except ModelsError as exc:
         log.error("evaluate failed: %s", exc)
@@ -165,6 +182,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = result.to_json_dict()
         if cold:
             payload.update(protocol=benchmark.protocol, hidden_items=n_hidden, note=COLD_NOTE)
+        if retrieval.mode == "ann":
+            payload.update(retrieval=retrieval.mode, candidates=retrieval.candidates,
+                           ef_search=retrieval.ef_search)
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         name = args.model if args.model in model_names() else Path(args.model).name
@@ -173,6 +193,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{benchmark.protocol}: {n_hidden} of {benchmark.n_items} items "
                              f"hidden. {COLD_NOTE}.\n")
     return EXIT_OK
+
+
+def _retrieval(args: argparse.Namespace) -> Retrieval:
+    """The parsed ``--retrieval`` options; ``--candidates``/``--ef-search`` need ``ann``."""
+    if args.retrieval != "ann":
+        if args.candidates is not None or args.ef_search is not None:
+            raise ModelsError("--candidates and --ef-search apply to --retrieval ann")
+        return Retrieval()
+    if args.candidates is None:
+        from models.retrieval import DEFAULT_CANDIDATES  # faiss: only when needed
+
+        return Retrieval("ann", DEFAULT_CANDIDATES, args.ef_search)
+    return Retrieval("ann", args.candidates, args.ef_search)
 
 
 def _run_rerank(args: argparse.Namespace) -> int:

@@ -18,6 +18,14 @@ items a score of 0 does *not* get a hit); the "strictly greater" convention woul
 a target as ranked first among the zeros. A target scored NaN or ``-inf`` (an item the model
 cannot know, e.g. out of its vocabulary) is a miss, never "ranked last": on a catalogue of at
 most k items last would still be a hit. Column 0 (padding/OOV) never counts.
+
+**Approximate retrieval** (a model directory with :class:`Retrieval` ``ann``, ``streamrec
+evaluate --retrieval ann``): the recommender scores what the served index path ranks, the
+``candidates`` items its index retrieves for the prefix with their exact scores, and every
+other item ``-inf``. So a target the index did not retrieve is a miss, and a retrieved
+target's rank is counted among the candidates only (an unretrieved item that would have
+outscored it is not in the served list either): the metrics are those of the lists the
+stream would serve, and ``exact`` minus ``ann`` is the accuracy the index costs.
 """
 
 from __future__ import annotations
@@ -227,26 +235,42 @@ def model_names() -> list[str]:
     return [*BASELINES, *TEXT_BASELINES]
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """How a model directory ranks in evaluation (``models.serving.OnnxRecommender``):
+    ``exact`` (every item scored) or ``ann`` (the served index path: items it does not
+    retrieve are misses); ``candidates``/``ef_search`` None: the serving defaults."""
+
+    mode: str = "exact"
+    candidates: int | None = None
+    ef_search: int | None = None
+
+
 def build_recommender(
     benchmark: Benchmark,
     model_spec: str,
     device: str = "auto",
     overrides: Sequence[str] = (),
     item_vectors: npt.NDArray[np.float32] | None = None,
+    retrieval: Retrieval = Retrieval(),
 ) -> SessionRecommender:
     """The unfitted recommender ``model_spec`` names, for ``benchmark``.
 
     A key of ``models.baselines.BASELINES`` (``overrides``: ``KEY=VALUE`` fields of its
     config); a key of ``TEXT_BASELINES``, given ``item_vectors`` or, when None, the cached
     vectors of ``benchmark.item_texts`` (``models.text.item_vectors``); or a trained model
-    directory, served through ``models.serving.OnnxRecommender`` and re-indexed by external
-    id when its vocabulary differs from the data's. Under a protocol other than the
-    standard one, a model directory must have been trained on exactly this benchmark's
-    training data (its ``training_data_fingerprint``), or it may have seen hidden items.
+    directory, served through ``models.serving.OnnxRecommender`` (ranking as ``retrieval``
+    says) and re-indexed by external id when its vocabulary differs from the data's. Under
+    a protocol other than the standard one, a model directory must have been trained on
+    exactly this benchmark's training data (its ``training_data_fingerprint``), or it may
+    have seen hidden items.
     """
     from models.baselines import BASELINE_CONFIGS, BASELINES, TEXT_BASELINES
     from models.cli_common import parse_overrides
 
+    if retrieval != Retrieval() and not has_model_file(Path(model_spec)):
+        raise InvalidInputError("retrieval options apply to model directories, not to "
+                                f"{model_spec!r}")
     config = None
     if model_spec in BASELINE_CONFIGS and overrides:
         config = BASELINE_CONFIGS[model_spec](
@@ -274,7 +298,7 @@ def build_recommender(
                 "(training_data_fingerprint differs), so it may have seen the hidden items: "
                 "train it with the same streamrec train --protocol and --cold-seed"
             )
-    return _load_model_dir(Path(model_spec), benchmark.vocabulary, device)
+    return _load_model_dir(Path(model_spec), benchmark.vocabulary, device, retrieval)
 
 
 def benchmark_item_vectors(benchmark: Benchmark) -> npt.NDArray[np.float32]:
@@ -297,10 +321,12 @@ def evaluate_model_on(
     device: str = "auto",
     overrides: Sequence[str] = (),
     item_vectors: npt.NDArray[np.float32] | None = None,
+    retrieval: Retrieval = Retrieval(),
 ) -> EvaluationResult:
     """Evaluate ``model_spec`` (see :func:`build_recommender`) on ``benchmark``'s test cases
     after fitting it on its training sessions (a model directory's ``fit`` trains nothing)."""
-    recommender = build_recommender(benchmark, model_spec, device, overrides, item_vectors)
+    recommender = build_recommender(benchmark, model_spec, device, overrides, item_vectors,
+                                    retrieval)
     started = time.perf_counter()
     recommender.fit(benchmark.train_sessions, benchmark.n_items)
     log.info("fitted %s in %.1fs", model_spec, time.perf_counter() - started)
@@ -309,11 +335,20 @@ def evaluate_model_on(
     )
 
 
-def _load_model_dir(model_dir: Path, vocabulary: Vocabulary, device: str) -> SessionRecommender:
+def _load_model_dir(
+    model_dir: Path, vocabulary: Vocabulary, device: str, retrieval: Retrieval = Retrieval()
+) -> SessionRecommender:
     """The ONNX artifact the stream serves, as a recommender over ``vocabulary``'s indices."""
     from models.serving import OnnxRecommender  # imports onnxruntime: only when needed
 
-    recommender = OnnxRecommender(model_dir, device=device)
+    if retrieval == Retrieval():
+        recommender = OnnxRecommender(model_dir, device=device)
+    else:
+        options = {key: value for key, value in (("candidates", retrieval.candidates),
+                                                 ("ef_search", retrieval.ef_search))
+                   if value is not None}
+        recommender = OnnxRecommender(model_dir, device=device, retrieval=retrieval.mode,
+                                      **options)
     model_vocabulary: Vocabulary = recommender.scorer.vocabulary
     if model_vocabulary.items == vocabulary.items:
         return recommender

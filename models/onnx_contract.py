@@ -1,11 +1,20 @@
 """The exported scorer's interface: what ``models.export`` writes and ``models.serving`` runs.
 
-One ONNX graph per model directory, opset :data:`OPSET`, both axes dynamic:
+The scores graph (``model.onnx``), opset :data:`OPSET`, both axes dynamic:
 
 * input ``item_ids`` ``(batch, seq)`` int64: histories oldest first, right-padded with 0;
 * input ``lengths`` ``(batch,)`` int64: real items per row, at least 1;
 * output ``scores`` ``(batch, n_items + 1)`` float32: column 0 (padding/OOV) is far below
   every real score.
+
+The retrieval pair beside it (model directories exported since the ANN path; optional):
+
+* the encoder graph (``encoder.onnx``): the same two inputs, output ``session`` ``(batch, d)``
+  float32, exactly the vector the scores graph multiplies (temperature and normalisation
+  included);
+* the item table (``item_vectors.npy``, float32 ``(n_items + 1, d)``) and, only when some
+  item has a score offset, ``item_bias.npy`` (float32 ``(n_items + 1,)``), such that
+  ``scores[:, 1:] == (session @ item_vectors.T + item_bias)[:, 1:]`` (checked at export).
 
 :func:`pad_batch` builds the two inputs from item-index histories; training, parity checks
 and serving all pad through it. Numpy and the standard library only (no torch, no onnx).
@@ -25,6 +34,11 @@ OPSET = 17
 ITEM_IDS = "item_ids"
 LENGTHS = "lengths"
 SCORES = "scores"
+SESSION = "session"
+
+ENCODER_FILE = "encoder.onnx"
+ITEM_VECTORS_FILE = "item_vectors.npy"
+ITEM_BIAS_FILE = "item_bias.npy"
 
 INPUTS: tuple[dict[str, Any], ...] = (
     {"name": ITEM_IDS, "dtype": "int64", "shape": ["batch", "seq"],
@@ -35,6 +49,11 @@ INPUTS: tuple[dict[str, Any], ...] = (
 OUTPUTS: tuple[dict[str, Any], ...] = (
     {"name": SCORES, "dtype": "float32", "shape": ["batch", "n_items + 1"],
      "doc": "score of every item index per row; column 0 is never a recommendation"},
+)
+
+ENCODER_OUTPUTS: tuple[dict[str, Any], ...] = (
+    {"name": SESSION, "dtype": "float32", "shape": ["batch", "d"],
+     "doc": "session vector; its dot product with item_vectors (+ item_bias) is the score"},
 )
 
 
@@ -48,6 +67,24 @@ def describe() -> dict[str, Any]:
     return {
         "inputs": [dict(i) for i in INPUTS],
         "outputs": [dict(o) for o in OUTPUTS],
+        "opset": OPSET,
+    }
+
+
+def describe_encoder(dim: int, has_bias: bool) -> dict[str, Any]:
+    """The ``onnx.encoder`` section of ``meta.json`` (without its parity record).
+
+    >>> section = describe_encoder(96, has_bias=False)
+    >>> [o["name"] for o in section["outputs"]], section["dim"], section["item_bias"]
+    (['session'], 96, None)
+    """
+    return {
+        "file": ENCODER_FILE,
+        "item_vectors": ITEM_VECTORS_FILE,
+        "item_bias": ITEM_BIAS_FILE if has_bias else None,
+        "dim": dim,
+        "inputs": [dict(i) for i in INPUTS],
+        "outputs": [dict(o) for o in ENCODER_OUTPUTS],
         "opset": OPSET,
     }
 

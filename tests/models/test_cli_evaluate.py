@@ -195,3 +195,37 @@ def test_cold_items_refuses_a_model_trained_on_the_full_data(
             "--protocol", "cold-items", "--cold-fraction", "0.3"]
     assert run_evaluate(parse(argv)) == EXIT_ERROR
     assert "may have seen the hidden items" in caplog.text
+
+
+# ------------------------------------------------------------------ retrieval
+def test_retrieval_ann_evaluates_the_served_candidate_lists(
+    benchmark_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--retrieval ann`` with candidates covering the catalogue scores what exact does;
+    with 3 candidates only ranks 1..3 exist; the JSON says how it ranked."""
+    from tests.models.conftest import tiny_model_dir
+
+    base = ["--benchmark", str(benchmark_dir), "--model", str(tiny_model_dir()), "--json",
+            "--device", "cpu"]
+    assert run_evaluate(parse(base)) == EXIT_OK
+    exact = json.loads(capsys.readouterr().out)
+    assert list(exact) == JSON_KEYS
+    assert run_evaluate(parse([*base, "--retrieval", "ann", "--candidates", "30"])) == EXIT_OK
+    covering = json.loads(capsys.readouterr().out)
+    assert covering["retrieval"] == "ann" and covering["candidates"] == 30
+    assert {k: covering[k] for k in JSON_KEYS} == pytest.approx(exact)
+    argv = [*base, "--retrieval", "ann", "--candidates", "3", "--ef-search", "8"]
+    assert run_evaluate(parse(argv)) == EXIT_OK
+    few = json.loads(capsys.readouterr().out)
+    assert few["hr@10"] == pytest.approx(few["hr@20"]) and few["ef_search"] == 8
+
+
+def test_retrieval_options_are_checked(
+    benchmark_dir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    base = ["--benchmark", str(benchmark_dir), "--json"]
+    assert run_evaluate(parse([*base, "--model", "sr", "--retrieval", "ann"])) == EXIT_ERROR
+    assert "model directories" in caplog.text
+    assert run_evaluate(parse([*base, "--model", "sr", "--candidates", "5"])) == EXIT_ERROR
+    assert "--retrieval ann" in caplog.text
+    assert capsys.readouterr().out == ""

@@ -278,3 +278,149 @@ def test_a_model_returning_nan_is_refused(model_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr(scorer, "score_indices", poisoned)
     with pytest.raises(serving.ModelDirectoryError, match="NaN"):
         serving.check_servable(scorer)
+
+
+# ------------------------------------------------------------------ retrieval, then ranking
+def _without_encoder(model_dir: Path, target: Path) -> Path:
+    """A copy of ``model_dir`` as exported before the retrieval pair existed."""
+    import shutil
+
+    shutil.copytree(model_dir, target)
+    for name in ("encoder.onnx", "item_vectors.npy"):
+        (target / name).unlink()
+    meta = json.loads((target / "meta.json").read_text())
+    del meta["onnx"]["encoder"]
+    (target / "meta.json").write_text(json.dumps(meta))
+    return target
+
+
+def _ids(rows: list[list[tuple[str, float]]]) -> list[list[str]]:
+    return [[item for item, _ in row] for row in rows]
+
+
+HISTORIES = [["3", "4", "5"], ["7"], ["nope"], ["1", "2", "3", "4", "5", "6", "7", "8"]]
+EXCLUDE = [{"6"}, set(), {"1", "2", "nope"}, {"9", "10"}]
+
+
+def test_ann_covering_the_catalogue_serves_what_exact_serves(model_dir: Path) -> None:
+    exact = load_scorer(model_dir, device="cpu", retrieval="exact")
+    ann = load_scorer(model_dir, device="cpu", retrieval="ann", candidates=N_ITEMS)
+    assert (exact.retrieval, ann.retrieval) == ("exact", "ann") and ann.retriever is not None
+    for k in (5, 20, N_ITEMS):
+        want, got = exact.recommend(HISTORIES, k, EXCLUDE), ann.recommend(HISTORIES, k, EXCLUDE)
+        assert _ids(got) == _ids(want)
+        for got_row, want_row in zip(got, want, strict=True):
+            np.testing.assert_allclose([s for _, s in got_row], [s for _, s in want_row],
+                                       atol=1e-4)
+
+
+def test_ann_with_few_candidates_stays_close_to_exact(tmp_path: Path) -> None:
+    """A seeded random dot-product model over 2,000 items, 60 candidates per user: at least
+    95 % of the exact top-20, never an excluded item, always 20 items."""
+    torch.manual_seed(0)
+    n_items = 2000
+    model = build_model("gru4rec", n_items, dim=16, max_seq_len=6).eval()
+    vocabulary = Vocabulary(tuple(f"sku-{i}" for i in range(1, n_items + 1)))
+    write_model_dir(tmp_path / "m", model, vocabulary, training_data_fingerprint="r" * 64)
+    exact = load_scorer(tmp_path / "m", device="cpu", retrieval="exact")
+    ann = load_scorer(tmp_path / "m", device="cpu", retrieval="ann", candidates=60)
+    rng = np.random.default_rng(0)
+    histories = [[f"sku-{i}" for i in rng.integers(1, n_items + 1, size=int(m))]
+                 for m in rng.integers(1, 7, size=200)]
+    exclude = [set(h) | {f"sku-{i}" for i in rng.integers(1, n_items + 1, size=30)}
+               for h in histories]
+    got, want = ann.recommend(histories, 20, exclude), exact.recommend(histories, 20, exclude)
+    overlap = [len(set(g) & set(w)) / 20 for g, w in zip(_ids(got), _ids(want), strict=True)]
+    assert np.mean(overlap) >= 0.95
+    for row, ex in zip(got, exclude, strict=True):
+        assert len(row) == 20 and not ex & {item for item, _ in row}
+        scores = [s for _, s in row]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_auto_serves_large_catalogues_through_the_index(model_dir: Path, monkeypatch) -> None:
+    assert load_scorer(model_dir, device="cpu").retrieval == "exact"  # 40 items: exact
+    monkeypatch.setattr(serving, "AUTO_MIN_ITEMS", N_ITEMS)
+    scorer = load_scorer(model_dir, device="cpu")
+    assert scorer.retrieval == "ann" and "candidates" in scorer.describe_retrieval()
+    with pytest.raises(InvalidInputError, match="retrieval"):
+        load_scorer(model_dir, device="cpu", retrieval="nearest")
+
+
+def test_old_model_dirs_serve_exactly(model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    old = _without_encoder(model_dir, tmp_path / "old")
+    monkeypatch.setattr(serving, "AUTO_MIN_ITEMS", 1)
+    scorer = load_scorer(old, device="cpu")  # auto, but nothing to retrieve with
+    assert scorer.retrieval == "exact" and scorer.retriever is None
+    serving.check_servable(scorer)
+    reference = load_scorer(model_dir, device="cpu", retrieval="exact")
+    assert _ids(scorer.recommend(HISTORIES, 10, EXCLUDE)) == _ids(
+        reference.recommend(HISTORIES, 10, EXCLUDE))
+    with pytest.raises(serving.ModelDirectoryError, match="retrieval 'exact'"):
+        load_scorer(old, device="cpu", retrieval="ann")
+
+
+def test_check_servable_in_both_modes(model_dir: Path, tmp_path: Path) -> None:
+    serving.check_servable(load_scorer(model_dir, device="cpu", retrieval="exact"))
+    serving.check_servable(load_scorer(model_dir, device="cpu", retrieval="ann",
+                                       candidates=10))
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    vectors = np.load(broken / "item_vectors.npy")
+    np.save(broken / "item_vectors.npy", vectors[:, ::-1].copy())  # not the model's table
+    scorer = load_scorer(broken, device="cpu", retrieval="ann", candidates=10)
+    with pytest.raises(serving.ModelDirectoryError, match="do not reproduce"):
+        serving.check_servable(scorer)
+    np.save(broken / "item_vectors.npy", vectors[:5])
+    with pytest.raises(serving.ModelDirectoryError, match="shape"):
+        load_scorer(broken, device="cpu", retrieval="ann")
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error_in_ann_mode_too(model_dir: Path) -> None:
+    if cuda_usable():
+        pytest.skip("CUDA is usable on this machine")
+    with pytest.raises(ProviderUnavailableError, match="auto"):
+        load_scorer(model_dir, device="cuda", retrieval="ann")
+
+
+def test_onnx_recommender_in_ann_mode_ranks_only_the_candidates(
+    model_dir: Path, bench_dir: Path
+) -> None:
+    import pickle
+
+    bench = load_benchmark(bench_dir)
+    exact = OnnxRecommender(model_dir, device="cpu")
+    covering = OnnxRecommender(model_dir, device="cpu", retrieval="ann", candidates=N_ITEMS)
+    few = OnnxRecommender(model_dir, device="cpu", retrieval="ann", candidates=5)
+    for rec in (exact, covering, few):
+        rec.fit(bench.train_sessions, bench.n_items)
+    prefixes, targets = bench.test_prefixes, bench.test_targets
+    full = evaluate(exact, prefixes, targets).to_json_dict()
+    assert evaluate(covering, prefixes, targets).to_json_dict() == pytest.approx(full)
+    scores = few.score(prefixes[:8])
+    assert (np.isfinite(scores[:, 1:]).sum(axis=1) == 5).all()  # 5 candidates, rest -inf
+    limited = evaluate(few, prefixes, targets).to_json_dict()
+    assert limited["hr@20"] == pytest.approx(limited["hr@10"])  # 5 candidates: rank <= 5
+    clone = pickle.loads(pickle.dumps(few))
+    assert clone.scorer.retrieval == "ann" and np.array_equal(clone.score(prefixes[:8]), scores)
+
+
+@pytest.mark.parametrize("retrieval", ["exact", "ann"])
+def test_length_buckets_change_nothing_but_the_padding(model_dir: Path, retrieval: str) -> None:
+    """A batch of mixed lengths is scored in several calls of similar lengths: the same
+    lists and scores as one history at a time, in the caller's order."""
+    scorer = load_scorer(model_dir, device="cpu", retrieval=retrieval, candidates=N_ITEMS)
+    rng = np.random.default_rng(3)
+    histories = [[str(i) for i in rng.integers(1, N_ITEMS + 1, size=int(m))]
+                 for m in rng.integers(1, 9, size=100)]
+    ids = [scorer.vocabulary.encode(h) for h in histories]
+    assert len(serving.length_buckets(ids, scorer.max_seq_len)) >= 2
+    batched = scorer.recommend(histories, 10, histories)
+    scorer._bucketed = False  # as on CUDA: one padded call per batch
+    unbucketed = scorer.recommend(histories, 10, histories)
+    for history, got, one_call in zip(histories, batched, unbucketed, strict=True):
+        alone = scorer.recommend([history], 10, [history])[0]
+        assert [i for i, _ in got] == [i for i, _ in alone] == [i for i, _ in one_call]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in alone], atol=1e-5)
