@@ -261,7 +261,9 @@ def model_pool(settings: Settings, metrics: Metrics) -> ModelPool:
         from models.serving import check_servable, load_scorer
 
         scorer = load_scorer(path, device=settings.model_device,
-                             intra_op_threads=settings.model_threads)
+                             intra_op_threads=settings.model_threads,
+                             retrieval=settings.model_retrieval,
+                             candidates=settings.model_candidates)
         check_servable(scorer, k=settings.top_k)
         return scorer
 

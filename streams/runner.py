@@ -30,6 +30,8 @@ def load_model(settings: Settings) -> Scorer | None:
             settings.model_dir,
             device=settings.model_device,
             intra_op_threads=settings.model_threads,
+            retrieval=settings.model_retrieval,
+            candidates=settings.model_candidates,
         )
     except Exception as exc:  # any failure to load is the same operator problem
         raise ModelLoadError(f"cannot serve model dir {settings.model_dir}: {exc}") from exc
