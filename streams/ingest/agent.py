@@ -60,6 +60,12 @@ class IngestAgent:
     by_user_topic: Any
     dead_letter_topic: Any
 
+    @property
+    def catalogue_topics(self) -> frozenset[str]:
+        """Items and rules: validated here too, but not events (no wait of theirs is an
+        event's: a catalogue published before the worker started would read as minutes)."""
+        return frozenset(t for t in (self.config.items_topic, self.config.rules_topic) if t)
+
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
@@ -69,7 +75,8 @@ class IngestAgent:
             raw = [_raw(event) for event in events]
             received_ms = now_ms()
             observe_waits(self.metrics.stage_seconds, "input_wait", received_ms,
-                          [message.timestamp_ms for message in raw])
+                          [message.timestamp_ms for message in raw
+                           if message.topic not in self.catalogue_topics])
             batch = ingest(
                 raw,
                 limits=config.limits,

@@ -4,7 +4,7 @@
 =============== =======================================================================
 stage           what it measures (observed once per …)
 =============== =======================================================================
-``input_wait``  producer → ingest: the input record's timestamp (the producer's create
+``input_wait``  producer → ingest: an input event record's timestamp (the producer's create
                 time) to the moment the ingest agent takes it (… event)
 ``ingest``      decoding, validating and re-keying an ingest micro-batch, and handing its
                 bundles to the producer (… ingest micro-batch)
