@@ -26,7 +26,7 @@ from devtools.demo.catalog import generate_catalog, new_item
 from devtools.demo.datasets import DATASETS, load_catalog, load_dataset
 from devtools.demo.generator import GeneratorConfig, generate_events
 from devtools.demo.live import OutputWatcher
-from devtools.demo.replay import replay
+from devtools.demo.replay import replay_in_child
 from devtools.demo.showcase import Showcase
 from devtools.isolation import run_settings
 from devtools.processes import (
@@ -128,7 +128,8 @@ def run_demo(args: argparse.Namespace) -> int:
             _say(f"in {stats.sent / stats.seconds:7.0f} events/s ({stats.sent} sent) | "
                  f"recommendations out {recs} | dead letters {dead}")
 
-        stats = replay(live_events, settings, rate_per_s=args.rate, on_progress=progress)
+        stats = replay_in_child(live_events, settings, rate_per_s=args.rate,
+                                on_progress=progress)
         _wait_drained(watcher, settings)
         elapsed = time.monotonic() - started
         if worker.poll() is not None:

@@ -49,24 +49,32 @@ class OutputWatcher:
             return self.recommendations, self.dead_letters, self.fallbacks
 
     def _run(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+        # Assigned, not subscribed: a group join on the embedded broker takes seconds, and
+        # every recommendation made meanwhile would be read late — the reader's delay, not
+        # the pipeline's. Fetches wait at most 10 ms (librdkafka's default is 500 ms, and
+        # the embedded broker holds a fetch that found nothing for its whole wait); poll,
+        # not consume(n, timeout), which would wait to fill its batch.
         consumer = Consumer(librdkafka_config(
             self.settings,
-            **{"group.id": "streamrec-demo-watcher", "auto.offset.reset": "earliest",
-               "enable.auto.commit": False, "session.timeout.ms": 6000,
-               "max.poll.interval.ms": 6000, "heartbeat.interval.ms": 1000},
+            **{"group.id": "streamrec-demo-watcher", "enable.auto.commit": False,
+               "fetch.wait.max.ms": 10, "log_level": 3},
         ))
-        consumer.subscribe(
-            [self.settings.topic_recommendations, self.settings.topic_dead_letter]
-        )
+        topics = [self.settings.topic_recommendations, self.settings.topic_dead_letter]
         try:
+            metadata = consumer.list_topics(timeout=10)
+            consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)
+                             for topic in topics
+                             for partition in sorted(metadata.topics[topic].partitions)])
             while not self._stop.is_set():
-                for message in consumer.consume(num_messages=500, timeout=0.2):
-                    topic, value = message.topic(), message.value()
-                    if message.error() or topic is None or value is None:
-                        continue
-                    self._record(topic, value)
+                message = consumer.poll(0.05)
+                if message is None or message.error():
+                    continue
+                topic, value = message.topic(), message.value()
+                if topic is None or value is None:
+                    continue
+                self._record(topic, value)
         finally:
             consumer.close()
 

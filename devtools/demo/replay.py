@@ -56,3 +56,55 @@ def replay(
     stats.seconds = time.monotonic() - started
     return stats
 
+
+
+def replay_in_child(
+    events: list[dict[str, Any]],
+    settings: Settings,
+    *,
+    rate_per_s: float,
+    on_progress: Callable[[ReplayStats], None] | None = None,
+    progress_every_s: float = 2.0,
+) -> ReplayStats:
+    """:func:`replay` in a process of its own, so the load generator does not share a
+    Python interpreter (and its GIL) with whatever reads the output in this one: a reader
+    thread starved by the producer loop would add its own delay to the freshness it
+    measures. Progress comes back through a queue; returns the final stats."""
+    import multiprocessing
+    import queue as queue_module
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    progress: Any = context.Queue()
+    child = context.Process(target=_replay_child, name="demo-replay",
+                            args=(events, settings, rate_per_s, progress, progress_every_s))
+    child.start()
+    final = ReplayStats()
+    try:
+        while True:
+            try:
+                kind, sent, seconds = progress.get(timeout=0.5)
+            except queue_module.Empty:
+                if not child.is_alive():
+                    break
+                continue
+            stats = ReplayStats(sent, seconds)
+            if kind == "done":
+                final = stats
+                break
+            if on_progress is not None:
+                on_progress(stats)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.terminate()
+    if child.exitcode not in (0, None):
+        raise RuntimeError(f"the replay process exited with {child.exitcode}")
+    return final
+
+
+def _replay_child(events: list[dict[str, Any]], settings: Settings, rate_per_s: float,
+                  progress: Any, progress_every_s: float) -> None:
+    stats = replay(events, settings, rate_per_s=rate_per_s,
+                   on_progress=lambda s: progress.put(("progress", s.sent, s.seconds)),
+                   progress_every_s=progress_every_s)
+    progress.put(("done", stats.sent, stats.seconds))
