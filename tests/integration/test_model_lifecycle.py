@@ -39,6 +39,8 @@ from tests.support import (
 
 USERS = 60
 ROUNDS = 24
+FAST_GROUP = dict(broker_session_timeout_s=6.0, broker_rebalance_timeout_s=4.0,
+                  broker_heartbeat_interval_s=0.5)  # a quicker first group join
 
 
 def second_version(model_dir: Path, target: Path, version: str) -> Path:
@@ -65,7 +67,7 @@ def lifecycle(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path
               ) -> tuple[Settings, ModelRegistry, list[str]]:
     registry_dir = tmp_path / "registry"
     settings = isolated_settings(broker.url, tmp_path, model_registry=registry_dir,
-                                 topic_partitions=2)
+                                 topic_partitions=2, **FAST_GROUP)
     create_topics(settings)
     registry = ModelRegistry(registry_dir)
     versions = [registry.publish(tiny_model_dir).version,
