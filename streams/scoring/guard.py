@@ -69,6 +69,9 @@ class GuardRail:
     min_users: int
     counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(experiment, variant) -> [recommendations, failures]."""
+    condemned: set[str] = field(default_factory=set)
+    """Experiments already rolled back here: judged once (micro-batches of other partitions
+    that were scored under the same plan must not roll it back a second time)."""
 
     def observe(self, experiment: str, variant: str, users: int, failures: int) -> None:
         entry = self.counts.setdefault((experiment, variant), [0, 0])
@@ -76,7 +79,10 @@ class GuardRail:
         entry[1] += failures
 
     def judge(self, experiment: Experiment) -> Verdict | None:
-        """The worst variant significantly worse than the control, or None."""
+        """The worst variant significantly worse than the control, or None; an experiment
+        is condemned at most once."""
+        if experiment.name in self.condemned:
+            return None
         control = experiment.control.name
         control_users, control_failures = self.counts.get((experiment.name, control), (0, 0))
         if control_users < self.min_users:
@@ -92,6 +98,8 @@ class GuardRail:
             if p_value < self.max_p_value and (worst is None or p_value < worst.p_value):
                 worst = Verdict(variant.name, failures, users, control_failures,
                                 control_users, p_value)
+        if worst is not None:
+            self.condemned.add(experiment.name)
         return worst
 
     def forget(self, experiment: str) -> None:

@@ -63,3 +63,12 @@ def test_forget_starts_the_counts_afresh() -> None:
     guard.forget("spring")
     assert guard.judge(EXPERIMENT) is None
     assert guard.counts == {}
+
+
+def test_an_experiment_is_condemned_once() -> None:
+    guard = GuardRail(max_p_value=0.01, min_users=100)
+    guard.observe("spring", "A", 500, 5)
+    guard.observe("spring", "B", 500, 200)
+    assert guard.judge(EXPERIMENT) is not None
+    guard.observe("spring", "B", 500, 200)  # a batch scored under the old plan meanwhile
+    assert guard.judge(EXPERIMENT) is None
