@@ -35,6 +35,10 @@ def test_quick_bench_runs_both_systems_and_reports_their_ratio(tmp_path: Path) -
                "--systems", "baseline,streamrec", "--out", str(out),
                # a 2,000-item catalogue: embedded in seconds before each streamrec instance
                "--items", "2000",
+               # half the quick backlog and a shorter freshness phase: the suite's time
+               "--events", "3000", "--freshness-seconds", "2",
+               # one more streamrec phase at 20 % load, with the per-stage breakdown
+               "--stage-loads", "0.2",
                "--min-ratio", str(UNREACHABLE_RATIO)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -73,3 +77,7 @@ def test_quick_bench_runs_both_systems_and_reports_their_ratio(tmp_path: Path) -
     assert (f"GUARD FAILED: streamrec/baseline = {ratio:.2f}x, below the "
             f"{UNREACHABLE_RATIO}x guard") in output
     assert (out / "bench.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    phases = [phase for run in results["runs"]["streamrec"] for phase in run["load_profile"]]
+    assert [p["load_fraction"] for p in phases] == [0.2]
+    assert {"scoring", "produce", "state"} <= set(phases[0]["stages"])
+    assert "streamrec: where the time goes" in report and "| 20% |" in report
