@@ -65,7 +65,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use this Kafka instead of starting the embedded broker")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep-workdir", action="store_true")
-    parser.add_argument("--ab-shoppers", type=int, default=600,
+    parser.add_argument("--ab-shoppers", type=int, default=1000,
                         help="simulated shoppers in the closing A/B test of the model against "
                              "the trending baseline (0: skip it)")
 
