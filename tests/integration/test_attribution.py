@@ -21,12 +21,17 @@ from streams.control.topic import publish_control
 from streams.experiments.report import read_report
 from streams.kafka.topics import create_topics
 from tests.integration.test_model_lifecycle import second_version
-from tests.support import TopicReader, WorkerProcess, isolated_settings, produce, wait_for
+from tests.support import (
+    FAST_GROUP,
+    TopicReader,
+    WorkerProcess,
+    isolated_settings,
+    produce,
+    wait_for,
+)
 
 USERS = 80
 PRICE, QUANTITY = 19.5, 2
-FAST_GROUP = dict(broker_session_timeout_s=6.0, broker_rebalance_timeout_s=4.0,
-                  broker_heartbeat_interval_s=0.5)
 
 
 def interactions(user: str, shown: list[str], rid: str, now: int) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from rocksdict import Options, Rdict
 from devtools.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
 from tests.support import (
+    FAST_GROUP,
     WorkerProcess,
     isolated_settings,
     metric_values,
@@ -41,7 +42,7 @@ def event(n: int, user: str, item: str, time_ms: int) -> dict[str, Any]:
 def test_undecodable_records_are_counted_replaced_when_written_and_never_deleted(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    settings = isolated_settings(broker.url, tmp_path, topic_partitions=1)
+    settings = isolated_settings(broker.url, tmp_path, topic_partitions=1, **FAST_GROUP)
     create_topics(settings)
     now = int(time.time() * 1000) - 60_000
     first = [event(n, user, f"i{n}", now + n) for n in range(3)

@@ -18,6 +18,7 @@ from schemas.control import Experiment, ExperimentStatus, Promotion, Variant
 from streams.control.topic import publish_control, read_control_snapshot
 from streams.kafka.topics import create_topics
 from tests.support import (
+    FAST_GROUP,
     TopicReader,
     WorkerProcess,
     isolated_settings,
@@ -27,8 +28,6 @@ from tests.support import (
 )
 
 USERS = 120
-FAST_GROUP = dict(broker_session_timeout_s=6.0, broker_rebalance_timeout_s=4.0,
-                  broker_heartbeat_interval_s=0.5)
 
 
 def foreign_version(model_dir: Path, target: Path) -> Path:

@@ -29,6 +29,7 @@ from streams.control.topic import publish_control
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 from tests.support import (
+    FAST_GROUP,
     TopicReader,
     WorkerProcess,
     isolated_settings,
@@ -39,8 +40,6 @@ from tests.support import (
 
 USERS = 60
 ROUNDS = 24
-FAST_GROUP = dict(broker_session_timeout_s=6.0, broker_rebalance_timeout_s=4.0,
-                  broker_heartbeat_interval_s=0.5)  # a quicker first group join
 
 
 def second_version(model_dir: Path, target: Path, version: str) -> Path:

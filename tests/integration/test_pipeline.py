@@ -19,7 +19,14 @@ from devtools.broker import EmbeddedBroker
 from schemas.contract import load_schema
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
-from tests.support import TopicReader, WorkerProcess, isolated_settings, produce, wait_for
+from tests.support import (
+    FAST_GROUP,
+    TopicReader,
+    WorkerProcess,
+    isolated_settings,
+    produce,
+    wait_for,
+)
 
 USERS = 60
 EVENTS_PER_USER = 6
@@ -57,7 +64,7 @@ def make_events(now_ms: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def settings(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Settings:
-    settings = isolated_settings(broker.url, tmp_path, model_dir=tiny_model_dir)
+    settings = isolated_settings(broker.url, tmp_path, model_dir=tiny_model_dir, **FAST_GROUP)
     create_topics(settings)
     return settings
 

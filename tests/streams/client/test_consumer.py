@@ -18,7 +18,10 @@ from tests.support import isolated_settings, produce, wait_for
 
 @pytest.fixture
 def settings(broker: Any, tmp_path: Path) -> Settings:
-    settings = isolated_settings(broker.url, tmp_path, topic_partitions=3)
+    # short group timeouts: a first join on the embedded broker waits about half of them
+    settings = isolated_settings(broker.url, tmp_path, topic_partitions=3,
+                                 broker_session_timeout_s=4.0, broker_rebalance_timeout_s=4.0,
+                                 broker_heartbeat_interval_s=0.5)
     create_topics(settings)
     return settings
 
