@@ -284,26 +284,13 @@ def rule_book(settings: Settings) -> RuleBook:
 
 def _start_rules(app: faust.App, book: RuleBook, topic: str) -> None:
     """Follow the rules topic for as long as the worker runs."""
-
-    async def follow() -> None:
-        servers = faust_aiokafka.server_list(app.conf.broker, 9092)
-        auth = faust_aiokafka.credentials_to_aiokafka_auth(
-            app.conf.broker_credentials, app.conf.ssl_context)
-        await follow_rules(book, servers, auth, topic=topic)
-
-    app.task(follow)
+    _run_follower(app, lambda servers, auth: follow_rules(book, servers, auth, topic=topic))
 
 
 def _start_control(app: faust.App, pool: ModelPool, topic: str) -> None:
     """Follow the control topic (promotions, experiments) for as long as the worker runs."""
-
-    async def follow() -> None:
-        servers = faust_aiokafka.server_list(app.conf.broker, 9092)
-        auth = faust_aiokafka.credentials_to_aiokafka_auth(
-            app.conf.broker_credentials, app.conf.ssl_context)
-        await follow_control(pool.apply, servers, auth, topic=topic)
-
-    app.task(follow)
+    _run_follower(app, lambda servers, auth: follow_control(pool.apply, servers, auth,
+                                                            topic=topic))
 
 
 def _roll_back(app: faust.App, pool: ModelPool | None, topic: str
@@ -320,7 +307,7 @@ def _roll_back(app: faust.App, pool: ModelPool | None, topic: str
             updated_at_ms=now_ms()))
         try:
             await app.producer.send_and_wait(topic, key, value, None, None, None)
-        except Exception:  # stopped here anyway; the next verdict on any worker retries
+        except Exception:  # stopped here anyway; another worker's guard rail may announce it
             log.exception("could not announce the rollback of experiment %s on %s",
                           experiment.name, topic)
 
@@ -329,14 +316,21 @@ def _roll_back(app: faust.App, pool: ModelPool | None, topic: str
 
 def _start_catalog(app: faust.App, reader: CatalogReader) -> None:
     """Follow the items topic for as long as the worker runs."""
+    _run_follower(app, lambda servers, auth: follow_catalog(reader, servers, auth))
 
-    async def follow() -> None:
+
+def _run_follower(app: faust.App,
+                  follow: Callable[[list[str], dict[str, Any]], Awaitable[None]]) -> None:
+    """Run ``follow`` as a task of the app, with the app's brokers and credentials (TLS,
+    SASL): the readers of the compacted topics every worker reads whole."""
+
+    async def task() -> None:
         servers = faust_aiokafka.server_list(app.conf.broker, 9092)
         auth = faust_aiokafka.credentials_to_aiokafka_auth(
             app.conf.broker_credentials, app.conf.ssl_context)
-        await follow_catalog(reader, servers, auth)
+        await follow(servers, dict(auth))
 
-    app.task(follow)
+    app.task(task)
 
 
 def _preinitialise_label_sets(metrics: Metrics) -> None:

@@ -42,8 +42,14 @@ from schemas.control import (
 )
 from schemas.events import Rejection
 from streams.control import ControlTopicError
-from streams.kafka.clients import librdkafka_config, ssl_context
-from streams.kafka.compacted import exact_ends, fetch, outside_group_consumer, wait_for_partitions
+from streams.kafka.clients import aiokafka_auth, librdkafka_config
+from streams.kafka.compacted import (
+    exact_ends,
+    fetch,
+    outside_group_consumer,
+    reached,
+    wait_for_partitions,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,23 +123,9 @@ async def read_to_end(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPart
                       ends: Mapping[int, int]) -> ControlSnapshot:
     """Every record from the consumer's positions up to ``ends``, folded from empty."""
     snapshot = ControlSnapshot.empty()
-    while not await _reached(consumer, partitions, ends):
+    while not await reached(consumer, partitions, ends):
         snapshot = apply_records(snapshot, await fetch(consumer, MAX_RECORDS))
     return snapshot
-
-
-def aiokafka_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """aiokafka keyword arguments for TLS and SASL from the settings (what a worker gets
-    from Faust's credentials)."""
-    kwargs: dict[str, Any] = {"security_protocol": settings.broker_security_protocol}
-    if settings.broker_security_protocol.startswith("SASL"):
-        kwargs["sasl_mechanism"] = settings.broker_sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.broker_sasl_username
-        kwargs["sasl_plain_password"] = settings.broker_sasl_password or ""
-    context = ssl_context(settings)
-    if context is not None:
-        kwargs["ssl_context"] = context
-    return kwargs
 
 
 def read_control_snapshot(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -143,7 +135,7 @@ def read_control_snapshot(settings: Settings, *, timeout_s: float = DEFAULT_TIME
 
     Raises :class:`~streams.control.ControlTopicError` when the broker does not answer or the
     topic does not exist within ``timeout_s``."""
-    servers, kwargs = settings.bootstrap_servers, aiokafka_client_kwargs(settings)
+    servers, kwargs = settings.bootstrap_servers, aiokafka_auth(settings)
     topic = settings.topic_control
 
     async def read() -> ControlSnapshot:
@@ -218,12 +210,6 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float
             f"create' (STREAMREC_TOPIC_CONTROL names it)") from exc
 
 
-async def _reached(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
-                   ends: Mapping[int, int]) -> bool:
-    for tp in partitions:
-        if await consumer.position(tp) < ends[tp.partition]:
-            return False
-    return True
 
 
 def _run_sync(make: Callable[[], Awaitable[T]]) -> T:

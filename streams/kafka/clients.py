@@ -48,6 +48,24 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def aiokafka_auth(settings: Settings) -> dict[str, Any]:
+    """TLS and SASL keyword arguments for aiokafka clients outside Faust (kafka-python takes
+    the same names): what Faust derives for the worker from :func:`faust_credentials`.
+
+    >>> aiokafka_auth(Settings())
+    {'security_protocol': 'PLAINTEXT'}
+    """
+    kwargs: dict[str, Any] = {"security_protocol": settings.broker_security_protocol}
+    if settings.broker_security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.broker_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.broker_sasl_username
+        kwargs["sasl_plain_password"] = settings.broker_sasl_password or ""
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    return kwargs
+
+
 def faust_credentials(settings: Settings) -> Any:
     """Faust ``broker_credentials`` for the configured protocol (None for PLAINTEXT)."""
     import faust

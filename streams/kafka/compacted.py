@@ -61,6 +61,16 @@ async def exact_ends(consumer: AIOKafkaConsumer, partitions: Sequence[TopicParti
     return {tp.partition: end for tp, end in exact.items()}
 
 
+async def reached(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
+                  ends: Mapping[int, int]) -> bool:
+    """Whether the consumer's position is at ``ends`` (from :func:`exact_ends`) on every
+    partition."""
+    for tp in partitions:
+        if await consumer.position(tp) < ends[tp.partition]:
+            return False
+    return True
+
+
 async def fetch(consumer: AIOKafkaConsumer, max_records: int) -> list[Any]:
     """One fetch's records, partition by partition (each in offset order)."""
     batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=max_records)

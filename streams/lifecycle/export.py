@@ -48,6 +48,7 @@ from schemas.errors import SchemaViolationError
 from schemas.events import DecodeLimits, Event, Rejection, decode_event
 from schemas.feedback import Feedback, Served, decode_feedback, encode_feedback
 from streams.errors import BrokerUnavailableError, StreamrecError
+from streams.kafka.clients import aiokafka_auth
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,16 +106,6 @@ def read_topics(settings: Settings, topics: Sequence[str], since_ms: int | None 
     order. Raises :class:`ExportError` (a missing topic, a stalled read) or
     :class:`~streams.errors.BrokerUnavailableError`."""
     return asyncio.run(_read(settings, topics, since_ms, idle_timeout_s))
-
-
-def aiokafka_auth(settings: Settings) -> dict[str, Any]:
-    """aiokafka's TLS/SASL arguments for the settings (the worker's own derivation)."""
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    from streams.kafka.clients import faust_credentials, ssl_context
-
-    return dict(faust_aiokafka.credentials_to_aiokafka_auth(
-        faust_credentials(settings), ssl_context(settings)))
 
 
 async def _read(settings: Settings, topics: Sequence[str], since_ms: int | None,

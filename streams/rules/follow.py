@@ -22,8 +22,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from schemas.events import Rejection
 from schemas.rules import Rule, RuleRemoved, decode_rule
 from streams.kafka.compacted import (
@@ -31,6 +29,7 @@ from streams.kafka.compacted import (
     fetch,
     keep_running,
     outside_group_consumer,
+    reached,
     wait_for_partitions,
 )
 from streams.rules.book import RuleBook
@@ -62,7 +61,7 @@ async def _follow(book: RuleBook, topic: str, bootstrap_servers: Sequence[str],
         await consumer.seek_to_beginning(*partitions)
         ends = await exact_ends(consumer, partitions, bootstrap_servers, client_kwargs)
         snapshot: dict[str, Rule] = {}
-        while not await _reached(consumer, partitions, ends):
+        while not await reached(consumer, partitions, ends):
             for rule_id, rule in _changes(await fetch(consumer, MAX_RECORDS)).items():
                 if rule is None:
                     snapshot.pop(rule_id, None)
@@ -91,9 +90,3 @@ def _changes(records: list[Any]) -> dict[str, Rule | None]:
     return changes
 
 
-async def _reached(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
-                   ends: Mapping[int, int]) -> bool:
-    for tp in partitions:
-        if await consumer.position(tp) < ends[tp.partition]:
-            return False
-    return True

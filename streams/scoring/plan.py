@@ -36,6 +36,14 @@ class Arm:
     variant: str | None = None
 
     @property
+    def model(self) -> tuple[str, str] | None:
+        """(name, version) for the recommendation message: the registry version when there
+        is one, else the model directory's own; None without a model."""
+        if self.scorer is None:
+            return None
+        return (self.scorer.name, self.version or self.scorer.version)
+
+    @property
     def is_trending_baseline(self) -> bool:
         """The reserved version ``trending`` as a variant: the trending baseline, pure — no
         model and no text neighbours (the shop's rules and searches still apply). Without a

@@ -55,6 +55,7 @@ from streams.state.batch import (
     BatchUpdate,
     UserRecord,
     apply_batch,
+    group_by_user,
     read_record,
     update_trending,
 )
@@ -188,7 +189,7 @@ class StateAgent:
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
         clock.lap("state")
-        await self._score_and_emit(update, board, output, _by_user(update.fresh_events),
+        await self._score_and_emit(update, board, output, group_by_user(update.fresh_events),
                                    clock)
         self._sweep_expired(users, output, len(decoded))
 
@@ -311,8 +312,7 @@ class StateAgent:
         """The recommendation message; a model output that breaks the schema (e.g. a NaN
         score) is replaced by trending, marked ``scoring_error``."""
         config = self.config
-        model = None if arm.scorer is None else (
-            arm.scorer.name, arm.version or arm.scorer.version)
+        model = arm.model
         state = record.state
         # The same state re-announced (a batch redelivered after a crash) keeps its id.
         rid = recommendation_id_for(user, state.newest_event.event_id,
@@ -371,10 +371,8 @@ class StateAgent:
             state = update.users[user].state
             rid = recommendation_id_for(user, state.newest_event.event_id,
                                         f"{state.events_applied}:shadow:{arm.variant}")
-            model = None if arm.scorer is None else (
-                arm.scorer.name, arm.version or arm.scorer.version)
             try:
-                emission = build_emission(user, state, scored, model=model,
+                emission = build_emission(user, state, scored, model=arm.model,
                                           generated_at_ms=generated, explain=config.explain,
                                           recommendation_id=rid,
                                           experiment=arm.experiment_ref)
@@ -478,13 +476,6 @@ def _timestamp_ms(event: EventT) -> int | None:
     """A bundle record's timestamp (when the ingest agent sent it), in ms."""
     stamp = event.message.timestamp
     return int(stamp * 1000) if stamp else None
-
-
-def _by_user(events: Sequence[Event]) -> dict[str, list[Event]]:
-    grouped: dict[str, list[Event]] = {}
-    for event in events:
-        grouped.setdefault(event.user_id, []).append(event)
-    return grouped
 
 
 def _attribution(user: str, credit: Credit) -> Attribution:

@@ -29,7 +29,6 @@ from schemas.control import (
 from streams.control import ControlTopicError
 from streams.control.topic import (
     ControlSnapshot,
-    aiokafka_client_kwargs,
     apply_records,
     publish_control,
     read_control_snapshot,
@@ -108,15 +107,6 @@ def test_bad_records_are_skipped_with_a_warning(caplog: pytest.LogCaptureFixture
 def test_snapshots_compare_by_content() -> None:
     assert ControlSnapshot.empty().apply(PROMOTION) == ControlSnapshot.empty().apply(PROMOTION)
     assert ControlSnapshot.empty() != ControlSnapshot.empty().apply(PROMOTION)
-
-
-def test_client_kwargs_carry_sasl_and_tls() -> None:
-    plain = aiokafka_client_kwargs(Settings())
-    assert plain == {"security_protocol": "PLAINTEXT"}
-    sasl = aiokafka_client_kwargs(Settings(broker_security_protocol="SASL_PLAINTEXT",
-                                           broker_sasl_username="u",
-                                           broker_sasl_password="p"))
-    assert sasl["sasl_plain_username"] == "u" and sasl["sasl_plain_password"] == "p"
 
 
 # --- against the broker --------------------------------------------------------------------

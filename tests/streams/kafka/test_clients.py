@@ -6,8 +6,8 @@ import faust
 import pytest
 
 from streams.errors import SettingsError
-from streams.kafka.clients import faust_credentials, librdkafka_config
-from streams.settings import load_settings
+from streams.kafka.clients import aiokafka_auth, faust_credentials, librdkafka_config
+from streams.settings import Settings, load_settings
 
 
 def test_plaintext_by_default() -> None:
@@ -58,3 +58,12 @@ def test_secrets_are_not_in_the_settings_repr() -> None:
     )
     text = repr(settings)
     assert "hunter2" not in text and "k3y-material" not in text and "t0ken" not in text
+
+
+def test_client_kwargs_carry_sasl_and_tls() -> None:
+    plain = aiokafka_auth(Settings())
+    assert plain == {"security_protocol": "PLAINTEXT"}
+    sasl = aiokafka_auth(Settings(broker_security_protocol="SASL_PLAINTEXT",
+                                 broker_sasl_username="u", broker_sasl_password="p"))
+    assert sasl["sasl_plain_username"] == "u" and sasl["sasl_plain_password"] == "p"
+
