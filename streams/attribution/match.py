@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from schemas.events import Event, EventType
 from streams.attribution.ledger import ATTRIBUTED_EVENT_TYPES, Ledger, Shown
-from streams.state.bounds import InvalidBoundsError
+from streams.state.bounds import check_positive_number
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -65,16 +65,7 @@ class AttributionWindows:
 
     def __post_init__(self) -> None:
         for name in ("click_s", "cart_s", "purchase_s"):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and value > 0
-            ):
-                raise InvalidBoundsError(
-                    f"AttributionWindows.{name} must be a finite number > 0: {value!r}"
-                )
+            check_positive_number(getattr(self, name), f"AttributionWindows.{name}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AttributionWindows:

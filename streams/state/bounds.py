@@ -132,8 +132,14 @@ def check_capacity(capacity: int) -> None:
 
 def check_weight(weight: float, what: str = "trending weight") -> None:
     """Raise :class:`InvalidBoundsError` unless ``weight`` is a finite number > 0."""
-    if not (_is_finite_number(weight) and weight > 0):
-        raise InvalidBoundsError(f"{what} must be a finite number > 0: {weight!r}")
+    check_positive_number(weight, what)
+
+
+def check_positive_number(value: object, what: str) -> None:
+    """Raise :class:`InvalidBoundsError`, naming ``what``, unless ``value`` is a finite
+    number > 0 (an int or a float, not a bool)."""
+    if not (_is_finite_number(value) and value > 0):  # type: ignore[operator]
+        raise InvalidBoundsError(f"{what} must be a finite number > 0: {value!r}")
 
 
 def _is_finite_number(value: object) -> bool:
