@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from schemas.control import TRENDING_VERSION, Experiment
+from streams.clock import now_ms
 from streams.control.topic import ControlSnapshot
 from streams.ops.metrics import Metrics
 from streams.scoring.plan import Arm, ServingPlan, fixed_plan
@@ -54,7 +55,7 @@ class ModelPool:
     loader: Executor
     metrics: Metrics
     timeout_s: float = 120.0
-    wall_clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    wall_clock_ms: Callable[[], int] = now_ms
     _plan: ServingPlan = field(default_factory=lambda: fixed_plan(None))
     _loaded: dict[str, Scorer] = field(default_factory=dict)
     _failed: dict[str, str] = field(default_factory=dict)
