@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools import CHECKOUT_ROOT
-from devtools.bench import STREAMREC_IDS_ONLY, SYSTEMS
+from devtools.bench import KEY_BY, STREAMREC_IDS_ONLY, SYSTEMS
 from devtools.bench.workload import DEFAULT_MIX, WorkloadConfig, catalog
 from devtools.processes import streamrec_command
 from streams.errors import StreamrecError
@@ -85,6 +85,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run streamrec's freshness phase at these fractions of its "
                              "own peak (e.g. 0.1,0.5,0.9), each with where the time goes per "
                              "stage (streamrec_stage_seconds)")
+    parser.add_argument("--key-by", choices=KEY_BY, default="event",
+                        help="what the load generator keys events by: event (event_id, "
+                        "the default: every system re-keys by user itself) or user "
+                        "(user_id, Kafka's murmur2 partitioner: streamrec applies such "
+                        "events without the re-key hop)")
     parser.add_argument("--load-fraction", type=float, default=0.5,
                         help="freshness load as a fraction of the system's own measured "
                         "peak (default 0.5)")
@@ -193,7 +198,7 @@ def run_bench(args: argparse.Namespace) -> int:
     config = {"quick": args.quick, "runs": runs, "events": events, "systems": systems,
               "workers": workers, "partitions": args.partitions,
               "freshness_seconds": freshness_s, "load_fraction": args.load_fraction,
-              "stage_loads": args.stage_loads,
+              "stage_loads": args.stage_loads, "key_by": args.key_by,
               "session_timeout_s": 6.0, "rebalance_timeout_s": 4.0, "heartbeat_s": 0.5}
     _say(f"machine: {machine['cpu']}, {machine['cores_available']} cores, "
          f"{machine['ram_gib']} GiB, Python {machine['python']}, "
@@ -222,7 +227,8 @@ def run_bench(args: argparse.Namespace) -> int:
                            sample_interval_s=0.1 if args.quick else 0.2,
                            catalog=tuple(catalog(_workload(args, events))),
                            stage_loads=tuple(float(f) for f in args.stage_loads.split(",")
-                                             if f.strip()))
+                                             if f.strip()),
+                           key_by=args.key_by)
             results = _measure(plan, args, systems, runs, workers, workload.events, probe,
                                pool, out, run_once)
             results.update(machine=machine, config=config, workload=workload.summary(),

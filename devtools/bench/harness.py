@@ -77,6 +77,8 @@ class RunPlan:
     stage_loads: tuple[float, ...] = ()
     """Extra freshness phases for streamrec, at these fractions of its own peak, each with
     the per-stage breakdown (``--stage-loads``)."""
+    key_by: str = "event"
+    """What the load generator keys events by: ``event`` or ``user`` (``--key-by``)."""
 
 
 def run_settings(plan: RunPlan, tag: str, partitions: int, *, data_dir: Path | None = None
@@ -189,7 +191,7 @@ def _freshness(system: System, settings: Settings, plan: RunPlan, rate: float,
     try:
         before = system.poll()
         phase_start = time.monotonic()
-        sent = offer(settings, pool, rate, plan.freshness_s, prefix)
+        sent = offer(settings, pool, rate, plan.freshness_s, prefix, key_by=plan.key_by)
         # drain: until the system processed everything offered and the output went quiet
         deadline = time.monotonic() + max(30.0, 3 * plan.freshness_s)
         matched, quiet_since = reader.matched(), time.monotonic()
@@ -260,7 +262,7 @@ def _instance(plan: RunPlan, name: str, tag: str, workers: int, partitions: int,
         system.start()
         if isinstance(system, StreamrecSystem) and name == "streamrec" and plan.catalog:
             _wait_catalog(system, plan, len(plan.catalog))
-        send_all(settings, probe, id_prefix=f"w{tag}-")
+        send_all(settings, probe, id_prefix=f"w{tag}-", key_by=plan.key_by)
         yield settings, system, _wait_ready(system, plan, len(probe))
     finally:
         system.stop()
@@ -330,7 +332,9 @@ def _backlog(plan: RunPlan, settings: Settings, system: System, base: Sample,
     try:
         burst: dict[str, float] = {}
         sender = threading.Thread(
-            target=lambda: burst.update(seconds=send_all(settings, backlog)), daemon=True)
+            target=lambda: burst.update(
+                seconds=send_all(settings, backlog, key_by=plan.key_by)),
+            daemon=True)
         sender.start()
         samples = _consume_backlog(system, plan, len(backlog), base)
         sender.join()

@@ -1,7 +1,9 @@
 """Load generation and read-back with confluent-kafka, independent of every system under test.
 
-Events are keyed by ``event_id`` (every system must re-key by user itself) and stamped with
-the wall clock (ms) when they are handed to the producer. Freshness is the time from that
+Events are keyed by ``event_id`` by default (every system must re-key by user itself;
+``key_by="user"``: by ``user_id`` with Kafka's murmur2 partitioner, as a producer that keys by
+user does, see :mod:`streams.kafka.partitioning`) and stamped with the wall clock (ms) when
+they are handed to the producer. Freshness is the time from that
 stamp to the moment a separate consumer reads back a recommendation whose trigger is that
 event.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from devtools.bench import KEY_BY
 from devtools.producers import produce
 from schemas.timestamps import parse_rfc3339_ms
 from streams.kafka.clients import librdkafka_config
@@ -30,27 +33,41 @@ PRODUCER_CONFIG = {"linger.ms": 5, "queue.buffering.max.messages": 500_000,
                    "log_level": 3}
 
 
+# librdkafka's default partitioner is CRC32; Kafka's Java client (and streamrec's own
+# partition of a user) use murmur2.
+USER_KEYED_CONFIG = {"partitioner": "murmur2_random"}
+
+
+def producer_config(key_by: str) -> dict[str, Any]:
+    """The load generator's librdkafka settings for keying by ``key_by``."""
+    if key_by not in KEY_BY:
+        raise ValueError(f"key_by must be one of {KEY_BY}, not {key_by!r}")
+    return {**PRODUCER_CONFIG, **(USER_KEYED_CONFIG if key_by == "user" else {})}
+
+
 # Waiting for room in a full producer queue: short, so a burst is not slowed down.
 RETRY_POLL_S = 0.01
 
 
-def _stamped(event: dict[str, Any], event_id: str | None = None) -> tuple[bytes, bytes]:
+def _stamped(event: dict[str, Any], event_id: str | None = None, key_by: str = "event"
+             ) -> tuple[bytes, bytes]:
     now_ms = time.time_ns() // 1_000_000
     stamped = {**event, "timestamp": now_ms}
     if event_id is not None:
         stamped["event_id"] = event_id
-    return stamped["event_id"].encode(), orjson.dumps(stamped)
+    key = stamped["user_id"] if key_by == "user" else stamped["event_id"]
+    return key.encode(), orjson.dumps(stamped)
 
 
 def send_all(settings: Settings, events: Sequence[dict[str, Any]],
-             id_prefix: str | None = None) -> float:
+             id_prefix: str | None = None, key_by: str = "event") -> float:
     """Send every event as fast as the producer takes them; flush; return the seconds."""
     from confluent_kafka import Producer
 
-    producer = Producer(librdkafka_config(settings, **PRODUCER_CONFIG))
+    producer = Producer(librdkafka_config(settings, **producer_config(key_by)))
     started = time.monotonic()
     for i, event in enumerate(events):
-        key, value = _stamped(event, f"{id_prefix}{i}" if id_prefix else None)
+        key, value = _stamped(event, f"{id_prefix}{i}" if id_prefix else None, key_by)
         produce(producer, settings.topic_for(event["event_type"]), key, value,
                 retry_poll_s=RETRY_POLL_S)
         if i % 1000 == 0:
@@ -67,12 +84,13 @@ def cycle_events(pool: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def offer(settings: Settings, pool: Sequence[dict[str, Any]], rate_per_s: float,
-          seconds: float, id_prefix: str, tick_s: float = 0.005) -> int:
+          seconds: float, id_prefix: str, tick_s: float = 0.005, key_by: str = "event"
+          ) -> int:
     """Send events from ``pool`` (cycled) at ``rate_per_s`` for ``seconds``; event ids are
     ``id_prefix + n``. Returns how many were sent."""
     from confluent_kafka import Producer
 
-    producer = Producer(librdkafka_config(settings, **PRODUCER_CONFIG))
+    producer = Producer(librdkafka_config(settings, **producer_config(key_by)))
     events = cycle_events(pool)
     total = max(1, int(rate_per_s * seconds))
     sent = 0
@@ -81,7 +99,7 @@ def offer(settings: Settings, pool: Sequence[dict[str, Any]], rate_per_s: float,
         due = min(total, int((time.monotonic() - started) * rate_per_s) + 1)
         while sent < due:
             event = next(events)
-            key, value = _stamped(event, f"{id_prefix}{sent}")
+            key, value = _stamped(event, f"{id_prefix}{sent}", key_by)
             produce(producer, settings.topic_for(event["event_type"]), key, value,
                     retry_poll_s=RETRY_POLL_S)
             sent += 1
