@@ -3,6 +3,7 @@
     views / clicks / purchases / user_erasure
         ──► ingest agent (decode, validate, dead-letter, re-key by user)   ingest/agent.py
         ──► events-by-user (one bundle per user partition per micro-batch)
+            (skipped by events already in their user's partition, keyed by user_id)
         ──► state agent, one actor per partition                           state/agent.py
               state (users + trending tables)                              state/
               → candidates                                                 candidates/
@@ -26,6 +27,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.control import Experiment, ExperimentStatus, encode_control
@@ -39,7 +41,7 @@ from streams.catalog.reader import CatalogReader
 from streams.catalog.store import CatalogStore
 from streams.clock import now_ms
 from streams.control.follow import follow_control
-from streams.ingest.agent import IngestAgent, IngestConfig
+from streams.ingest.agent import ROUTES, DirectPath, IngestAgent, IngestConfig
 from streams.ingest.batch import Pseudonymiser
 from streams.kafka.clients import faust_credentials
 from streams.ops.catalog_views import catalog_status, register_catalog_views
@@ -356,6 +358,8 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
         counter.labels(*outside)
     for event_type in ATTRIBUTED_EVENT_TYPES:
         metrics.attributed.labels(*outside, event_type)
+    for path in ROUTES:
+        metrics.events_routed.labels(path=path)
 
 
 def _wire_agents(worker: Worker) -> None:
@@ -366,10 +370,6 @@ def _wire_agents(worker: Worker) -> None:
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)
     dead_letters = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
-    ingest = IngestAgent(
-        IngestConfig.from_settings(settings),
-        worker.metrics, by_user, dead_letters,
-    )
     state = StateAgent(
         StateConfig.from_settings(settings), state_bounds(settings), worker.metrics,
         users=worker.users, trending=worker.trending, scoring=worker.scoring,
@@ -378,5 +378,23 @@ def _wire_agents(worker: Worker) -> None:
         guard=GuardRail(settings.guard_max_p_value, settings.guard_min_users),
         roll_back=_roll_back(app, worker.pool, settings.topic_control),
     )
+    direct = DirectPath(owns=_owns_actively(app, settings.topic_events_by_user),
+                        apply=state.apply_direct) if settings.skip_rekey_hop else None
+    ingest = IngestAgent(
+        IngestConfig.from_settings(settings),
+        worker.metrics, by_user, dead_letters, direct,
+    )
     app.agent(inputs, name="streamrec.ingest", isolated_partitions=True)(ingest.__call__)
     app.agent(by_user, name="streamrec.state", isolated_partitions=True)(state.__call__)
+
+
+def _owns_actively(app: faust.App, topic: str) -> Callable[[int], bool]:
+    """Whether this worker owns ``topic``'s partition actively now (not while a rebalance is
+    under way). Faust assigns the partitions of topics with one partition count together, so
+    the owner of ``events-by-user`` partition p owns the state tables' partition p and, with
+    inputs of as many partitions, the inputs' partition p too."""
+
+    def owns(partition: int) -> bool:
+        return not app.rebalancing and app.assignor.is_active(TP(topic, partition))
+
+    return owns

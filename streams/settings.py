@@ -162,6 +162,13 @@ class Settings(BaseSettings):
     batch_max_seconds: float = Field(
         0.01, gt=0, description="Longest a micro-batch waits to fill before it is processed."
     )
+    skip_rekey_hop: bool = Field(
+        True,
+        description="Apply an input event to its user's state in the ingest actor, without "
+        "the events-by-user hop, when it arrived in the partition that owns its user (a "
+        "producer keyed by user_id) and this worker owns that state partition. Off: every "
+        "event takes the hop.",
+    )
     model_dir: Path | None = Field(
         None,
         description="Model directory written by 'streamrec train'. Unset: trending only "

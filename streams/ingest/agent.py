@@ -3,11 +3,18 @@
 Decodes and validates a micro-batch, sends rejected messages to the dead-letter topic with
 their reason and source, and forwards valid events (and erasure requests) to the internal
 ``events-by-user`` topic as one bundle per owning partition.
+
+Events that arrived in the partition that owns their user (their producer keyed them by
+``user_id``) skip that hop when this worker owns the partition's state actively: the actor
+applies them to the state itself (:class:`DirectPath`, the state agent's own logic under the
+partition's lock) and returns — so Faust acks their input offsets — only once the state is
+written and its changelog and recommendation records are acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +22,35 @@ import faust
 from faust.types import EventT
 
 from schemas.dead_letters import encode_dead_letter
-from schemas.events import DecodeLimits
+from schemas.events import DecodeLimits, Event
 from streams.clock import now_ms
-from streams.ingest.batch import IngestBatch, Pseudonymiser, RawMessage, encode_bundle, ingest
+from streams.ingest.batch import (
+    IngestBatch,
+    Pseudonymiser,
+    RawMessage,
+    encode_bundle,
+    ingest,
+    take_direct,
+)
 from streams.ops.metrics import Metrics
 from streams.ops.stages import StageClock, observe_waits
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ROUTES = ("direct", "rekeyed")
+"""``streamrec_events_routed_total{path}``: how a valid event reached the state."""
+
+
+@dataclass(frozen=True)
+class DirectPath:
+    """The state, reached from the ingest agent without the ``events-by-user`` hop."""
+
+    owns: Callable[[int], bool]
+    """Whether this worker owns that state partition actively right now."""
+    apply: Callable[[int, list[Event]], Awaitable[None]]
+    """Applies events to that state partition; returns once state, changelog and
+    recommendations are written and acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,8 @@ class IngestAgent:
     metrics: Metrics
     by_user_topic: Any
     dead_letter_topic: Any
+    direct: DirectPath | None = None
+    """None: every event takes the hop (``STREAMREC_SKIP_REKEY_HOP=false``)."""
 
     @property
     def catalogue_topics(self) -> frozenset[str]:
@@ -87,9 +117,28 @@ class IngestAgent:
                 items_topic=config.items_topic,
                 rules_topic=config.rules_topic,
             )
+            direct = self._take_direct(batch, raw)
             await self._send(batch)
             clock.lap("ingest")
             clock.observe(self.metrics.stage_seconds)
+            if direct and self.direct is not None:
+                await self.direct.apply(raw[0].partition, direct)
+
+    def _take_direct(self, batch: IngestBatch, raw: list[RawMessage]) -> list[Event]:
+        """The events that skip the hop (taken out of ``batch``); counts both paths. An
+        actor's messages all come from one partition (isolated partitions): the check of
+        the first and last message only guards that assumption."""
+        direct, first, last = self.direct, raw[0], raw[-1]
+        events: list[Event] = []
+        if (direct is not None and (first.topic, first.partition) == (last.topic, last.partition)
+                and direct.owns(first.partition)):
+            events = take_direct(batch, first.partition)
+        routed = self.metrics.events_routed
+        if rekeyed := sum(len(bundle.events) for bundle in batch.bundles.values()):
+            routed.labels(path="rekeyed").inc(rekeyed)
+        if events:
+            routed.labels(path="direct").inc(len(events))
+        return events
 
     async def _send(self, batch: IngestBatch) -> None:
         metrics = self.metrics

@@ -2,8 +2,9 @@
 
 Producers may key their events any way they like. Valid events are grouped by the partition
 that owns their ``user_id`` (:mod:`streams.kafka.partitioning`) and forwarded to the internal
-``events-by-user`` topic as one bundle per partition per micro-batch; state is only ever
-touched downstream of that re-keying.
+``events-by-user`` topic as one bundle per partition per micro-batch, except those that
+already arrived in the partition owning their user (:func:`take_direct`: the ingest agent
+applies them to that partition's state itself when its worker owns it).
 """
 
 from __future__ import annotations
@@ -119,6 +120,28 @@ def ingest(
             counter_key = (message.topic, decoded.event_type)
         batch.consumed[counter_key] = batch.consumed.get(counter_key, 0) + 1
     return batch
+
+
+def take_direct(batch: IngestBatch, partition: int) -> list[Event]:
+    """Take the events of ``partition``'s bundle out of ``batch`` and return them.
+
+    Called with the input partition the batch's messages all came from: those events
+    arrived in the partition that owns their user (their producer keyed them by user id),
+    so that partition's state can take them without the hop through ``events-by-user``.
+    Erasure requests stay in the bundle: they always take the hop.
+
+    >>> batch = IngestBatch()
+    >>> batch.bundle(1).erasures.append("u")
+    >>> take_direct(batch, 1), take_direct(batch, 0), list(batch.bundles)
+    ([], [], [1])
+    """
+    bundle = batch.bundles.get(partition)
+    if bundle is None or not bundle.events:
+        return []
+    events, bundle.events = bundle.events, []
+    if not bundle.erasures:
+        del batch.bundles[partition]
+    return events
 
 
 def _check(batch: IngestBatch, message: RawMessage, decoded: object, kind: str) -> None:

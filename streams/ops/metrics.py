@@ -43,6 +43,7 @@ class Metrics:
 
     registry: CollectorRegistry
     events_consumed: Counter
+    events_routed: Counter
     events_rejected: Counter
     dead_letters: Counter
     duplicates_dropped: Counter
@@ -120,6 +121,14 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("events_consumed"),
             "Input messages consumed, by source topic and event type (invalid ones: 'invalid').",
             ["topic", "event_type"],
+            registry=registry,
+        ),
+        events_routed=Counter(
+            name("events_routed"),
+            "Valid input events by the way they reached the state: direct (applied by the "
+            "ingest actor: they arrived in the partition owning their user) or rekeyed (via "
+            "the events-by-user topic).",
+            ["path"],
             registry=registry,
         ),
         events_rejected=Counter(
@@ -314,7 +323,8 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         stage_seconds=Histogram(
             name("stage_seconds"),
             "Where an event's time goes, by stage: input_wait (producer to ingest, per "
-            "event), ingest (per batch), rekey_hop (ingest to state, per bundle), state, "
+            "event), ingest (per batch), rekey_hop (ingest to state, per bundle; events "
+            "applied without the hop are not observed), state, "
             "scoring, emit, produce (per state micro-batch). See streams/ops/stages.py.",
             ["stage"], buckets=STAGE_BUCKETS, registry=registry,
         ),

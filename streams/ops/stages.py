@@ -9,10 +9,14 @@ stage           what it measures (observed once per …)
 ``ingest``      decoding, validating and re-keying an ingest micro-batch, and handing its
                 bundles to the producer (… ingest micro-batch)
 ``rekey_hop``   ingest → state: a bundle's record timestamp (set when ingest sent it) to the
-                moment the state agent starts on it: the internal topic, the fetch and the
-                micro-batch window (… bundle)
+                moment the state agent starts on it: the internal topic, the fetch, the
+                micro-batch window and the wait for the partition's lock (… bundle). Events
+                applied directly by the ingest actor (no hop: they arrived in the partition
+                that owns their user, ``streamrec_events_routed_total{path="direct"}``) are
+                not observed here
 ``state``       reading, applying and writing user state and the trending board, and the
-                TTL sweep (… state micro-batch)
+                TTL sweep (… state micro-batch); on the direct path also the wait for the
+                partition's lock
 ``scoring``     the model calls, content retrieval and the ranking layer, every variant and
                 the shadow (… state micro-batch)
 ``emit``        building and encoding the recommendations, attribution (… state micro-batch)

@@ -10,10 +10,17 @@ partition is swept for users past their inactivity TTL on the way.
 All events of a micro-batch come from one partition (``isolated_partitions=True``), and all
 state it writes goes to that partition's RocksDB database and changelog partition — the
 ones Faust recovers and replicates for the users that partition owns (see DESIGN.md).
+
+The ingest agent applies events that arrived in the partition owning their user through
+:meth:`StateAgent.apply_direct`, without the hop (:mod:`streams.ingest.agent`). One lock per
+partition keeps the two ways from working on one partition at once: a micro-batch reads,
+scores and writes its users with no other micro-batch of that partition in between, however
+it came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,7 +40,7 @@ from streams.attribution.match import AttributionWindows, Credit, attribute
 from streams.candidates.session import Candidates, candidates_for
 from streams.clock import now_ms
 from streams.emit.recommendation import Emission, build_emission
-from streams.ingest.batch import decode_bundle
+from streams.ingest.batch import Bundle, decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics
@@ -151,6 +158,8 @@ class StateAgent:
     """Per partition, the board's stored bytes and the board decoded from them: decoding a
     full board costs more than a small micro-batch, and the stored bytes say when the cache
     is stale (e.g. the partition was recovered from its changelog meanwhile)."""
+    locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    """Per partition: held by whichever micro-batch (re-keyed or direct) works on it."""
 
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
@@ -161,16 +170,36 @@ class StateAgent:
             await self.process(events)
 
     async def process(self, events: Sequence[EventT]) -> None:
+        """One micro-batch of ``events-by-user`` records (bundles), all of one partition."""
         await self.scoring.wait_serving()  # at start-up: know which model serves first
-        metrics = self.metrics
-        started = time.perf_counter()
-        clock = StageClock(started)
-        observe_waits(metrics.stage_seconds, "rekey_hop", now_ms(),
-                      [_timestamp_ms(event) for event in events])
         partition = events[-1].message.partition
+        async with self._lock(partition):
+            started = time.perf_counter()
+            observe_waits(self.metrics.stage_seconds, "rekey_hop", now_ms(),
+                          [_timestamp_ms(event) for event in events])
+            await self._apply(partition, [decode_bundle(event.value) for event in events],
+                              started)
+
+    async def apply_direct(self, partition: int, events: list[Event]) -> None:
+        """Events that arrived in the input partition owning their users, applied to that
+        partition by the ingest actor (no re-key hop): the same micro-batch as
+        :meth:`process`'s, under the same lock. The wait for the lock counts as ``state``."""
+        await self.scoring.wait_serving()
+        started = time.perf_counter()
+        async with self._lock(partition):
+            await self._apply(partition, [Bundle(events=events)], started)
+
+    def _lock(self, partition: int) -> asyncio.Lock:
+        lock = self.locks.get(partition)
+        if lock is None:
+            lock = self.locks[partition] = asyncio.Lock()
+        return lock
+
+    async def _apply(self, partition: int, bundles: list[Bundle], started: float) -> None:
+        metrics = self.metrics
+        clock = StageClock(started)
         users = PartitionStore(self.users, partition)
         trending = PartitionStore(self.trending, partition)
-        bundles = [decode_bundle(event.value) for event in events]
         decoded = [ev for bundle in bundles for ev in bundle.events]
         erasures = {user for bundle in bundles for user in bundle.erasures}
 

@@ -168,3 +168,60 @@ def test_a_micro_batch_times_every_state_stage(
     counts = {s.labels["stage"]: s.value for m in agent.metrics.stage_seconds.collect()
               for s in m.samples if s.name.endswith("_count")}
     assert counts == {"rekey_hop": 1, "state": 1, "scoring": 1, "emit": 1, "produce": 1}
+
+
+def test_an_event_applied_directly_then_redelivered_through_the_hop_counts_once(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    """One user's events may arrive both ways (a producer's retry in another partition):
+    dedup by event id holds across them, and the direct micro-batch has no rekey_hop."""
+    agent, _producer, worker = harness
+    now = int(time.time() * 1000)
+    first = Event("e1", EventType.VIEW, "u3", "sku-1", now - 10)
+    second = Event("e2", EventType.CLICK, "u3", "sku-2", now)
+    asyncio.run(agent.apply_direct(PARTITION, [first]))
+    counts = {s.labels["stage"]: s.value for m in agent.metrics.stage_seconds.collect()
+              for s in m.samples if s.name.endswith("_count")}
+    assert counts == {"state": 1, "scoring": 1, "emit": 1, "produce": 1}
+    asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(events=[first, second]))])))
+    (raw,) = PartitionStore(worker.users, PARTITION).get_many([b"u3"])
+    assert raw is not None
+    assert [item for item, _t, _ms in UserRecord.from_bytes(raw).state.recent] == [
+        "sku-1", "sku-2"]
+    assert agent.metrics.duplicates_dropped._value.get() == 1
+
+
+def test_one_partition_is_never_worked_on_by_two_micro_batches_at_once(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    """The direct path (ingest actors) and the state agent's actor share a lock per
+    partition; other partitions go on meanwhile."""
+    agent, _producer, _worker = harness
+    now = int(time.time() * 1000)
+    running: dict[int, int] = {}
+    most: dict[int, int] = {}
+    overlapped_other_partition: list[bool] = []
+    apply = agent._apply
+
+    async def traced(partition: int, bundles: list[Bundle], started: float) -> None:
+        running[partition] = running.get(partition, 0) + 1
+        most[partition] = max(most.get(partition, 0), running[partition])
+        overlapped_other_partition.append(sum(running.values()) > running[partition])
+        await asyncio.sleep(0)  # a point where another micro-batch could get in
+        await apply(partition, bundles, started)
+        running[partition] -= 1
+
+    agent._apply = traced  # type: ignore[method-assign]
+
+    async def together() -> None:
+        await asyncio.gather(
+            agent.apply_direct(PARTITION, [Event("d1", EventType.VIEW, "u1", "sku-1", now)]),
+            agent.process(bundle_event([encode_bundle(Bundle(
+                events=[Event("r1", EventType.VIEW, "u1", "sku-2", now)]))])),
+            agent.apply_direct(PARTITION, [Event("d2", EventType.VIEW, "u2", "sku-3", now)]),
+            agent.apply_direct(1, [Event("o1", EventType.VIEW, "u4", "sku-1", now)]),
+        )
+
+    asyncio.run(together())
+    assert most == {PARTITION: 1, 1: 1}
+    assert any(overlapped_other_partition)  # the trace does see concurrency where allowed
