@@ -88,10 +88,11 @@ class WorkerProcess:
         stop_process(self.process, timeout_s)
 
 
-def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]]
-            ) -> int:
-    """Publish raw messages with confluent-kafka (an independent client); flush."""
-    return send_raw(settings, messages, **{"linger.ms": 5})
+def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]],
+            **config: Any) -> int:
+    """Publish raw messages with confluent-kafka (an independent client); flush. ``config``
+    adds librdkafka settings (e.g. ``partitioner="murmur2_random"``, Kafka's own)."""
+    return send_raw(settings, messages, **{"linger.ms": 5, **config})
 
 
 class TopicReader:

@@ -90,6 +90,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         "the default: every system re-keys by user itself) or user "
                         "(user_id, Kafka's murmur2 partitioner: streamrec applies such "
                         "events without the re-key hop)")
+    parser.add_argument("--stage-rates", default="",
+                        help="also run streamrec's freshness phase at these fixed rates in "
+                             "events/s (e.g. 100,500), each with the per-stage breakdown: "
+                             "comparable across runs when the machine is busy")
     parser.add_argument("--load-fraction", type=float, default=0.5,
                         help="freshness load as a fraction of the system's own measured "
                         "peak (default 0.5)")
@@ -198,7 +202,8 @@ def run_bench(args: argparse.Namespace) -> int:
     config = {"quick": args.quick, "runs": runs, "events": events, "systems": systems,
               "workers": workers, "partitions": args.partitions,
               "freshness_seconds": freshness_s, "load_fraction": args.load_fraction,
-              "stage_loads": args.stage_loads, "key_by": args.key_by,
+              "stage_loads": args.stage_loads, "stage_rates": args.stage_rates,
+              "key_by": args.key_by,
               "session_timeout_s": 6.0, "rebalance_timeout_s": 4.0, "heartbeat_s": 0.5}
     _say(f"machine: {machine['cpu']}, {machine['cores_available']} cores, "
          f"{machine['ram_gib']} GiB, Python {machine['python']}, "
@@ -228,6 +233,8 @@ def run_bench(args: argparse.Namespace) -> int:
                            catalog=tuple(catalog(_workload(args, events))),
                            stage_loads=tuple(float(f) for f in args.stage_loads.split(",")
                                              if f.strip()),
+                           stage_rates=tuple(float(r) for r in args.stage_rates.split(",")
+                                             if r.strip()),
                            key_by=args.key_by)
             results = _measure(plan, args, systems, runs, workers, workload.events, probe,
                                pool, out, run_once)

@@ -77,6 +77,10 @@ class RunPlan:
     stage_loads: tuple[float, ...] = ()
     """Extra freshness phases for streamrec, at these fractions of its own peak, each with
     the per-stage breakdown (``--stage-loads``)."""
+    stage_rates: tuple[float, ...] = ()
+    """Extra freshness phases for streamrec at these fixed rates (events/s), each with the
+    per-stage breakdown (``--stage-rates``): comparable across runs on a busy machine, where
+    the measured peak (and so every ``--stage-loads`` rate) moves."""
     key_by: str = "event"
     """What the load generator keys events by: ``event`` or ``user`` (``--key-by``)."""
 
@@ -225,10 +229,11 @@ def _freshness(system: System, settings: Settings, plan: RunPlan, rate: float,
     }
 
 
-def _staged(system: System, fraction: float, phase: Callable[[], dict[str, Any]]
-            ) -> dict[str, Any]:
+def _staged(system: System, fraction: float, phase: Callable[[], dict[str, Any]],
+            rate: float | None = None) -> dict[str, Any]:
     """Run one freshness phase; for streamrec add where the time went (its stage
-    histograms, differenced over the phase)."""
+    histograms, differenced over the phase). ``rate``: the phase ran at that fixed rate
+    (``--stage-rates``; ``fraction`` is then what it was of this run's peak)."""
     if not isinstance(system, StreamrecSystem):
         return phase()
     ports = [s.web_port for s in system.worker_settings]
@@ -236,6 +241,8 @@ def _staged(system: System, fraction: float, phase: Callable[[], dict[str, Any]]
     figures = phase()
     after = stages.snapshot(ports)
     figures["load_fraction"] = fraction
+    if rate is not None:
+        figures["load_rate"] = rate
     figures["stages"] = stages.summarise(stages.difference(after, before))
     return figures
 
@@ -316,6 +323,12 @@ def run_once(plan: RunPlan, name: str, run_index: int, backlog: Sequence[dict[st
                             _freshness, system, settings, plan,
                             fraction * window.events_per_s, pool, f"{tag}-{fraction:g}"))
                         for fraction in plan.stage_loads]
+                if isinstance(system, StreamrecSystem) and plan.stage_rates:
+                    result.setdefault("load_profile", []).extend(
+                        _staged(system, rate / window.events_per_s, functools.partial(
+                            _freshness, system, settings, plan, rate, pool,
+                            f"{tag}-r{rate:g}"), rate=rate)
+                        for rate in plan.stage_rates)
                 rss = max(rss, system.peak_rss_bytes())
         result["peak_rss_mib"] = round(rss / 2**20, 1)
     except (MeasurementError, SystemExitedError, RuntimeError) as exc:

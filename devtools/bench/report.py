@@ -59,18 +59,21 @@ def stage_costs(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def stage_profile(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per load level (the main freshness phase and every ``--stage-loads`` one), the median
-    over runs of the offered rate, the freshness and each stage's p50 / p99."""
-    phases: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    """Per load level (the main freshness phase, every ``--stage-loads`` one, then every
+    ``--stage-rates`` one), the median over runs of the offered rate, the freshness and each
+    stage's p50 / p99."""
+    phases: dict[tuple[int, float], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         for phase in ([run] if "stages" in run else []) + list(run.get("load_profile", [])):
-            phases[phase["load_fraction"]].append(phase)
+            rate = phase.get("load_rate")  # --stage-rates: grouped by rate, after fractions
+            phases[(0, phase["load_fraction"]) if rate is None else (1, rate)].append(phase)
     out = []
-    for fraction in sorted(phases):
-        group = phases[fraction]
+    for key in sorted(phases):
+        group = phases[key]
         stage_names = sorted({s for phase in group for s in phase.get("stages", {})})
         out.append({
-            "load_fraction": fraction,
+            "load_fraction": median([p.get("load_fraction") for p in group]),
+            "load_rate": key[1] if key[0] else None,
             "offered_events_per_s": median([p.get("offered_events_per_s") for p in group]),
             "freshness_p50_ms": median([p.get("freshness_p50_ms") for p in group]),
             "freshness_p99_ms": median([p.get("freshness_p99_ms") for p in group]),

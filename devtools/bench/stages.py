@@ -106,7 +106,9 @@ def render_profile(profile: Sequence[dict[str, Any]]) -> list[str]:
     header = ["load", "offered ev/s", "freshness p50 / p99", *stages]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in profile:
-        cells = [f"{row['load_fraction']:.0%}", f"{row['offered_events_per_s']:,.0f}",
+        load = (f"{row['load_fraction']:.0%}" if row.get("load_rate") is None
+                else f"{row['load_rate']:,.0f}/s ({row['load_fraction']:.0%})")
+        cells = [load, f"{row['offered_events_per_s']:,.0f}",
                  f"{_ms(row.get('freshness_p50_ms'))} / {_ms(row.get('freshness_p99_ms'))}"]
         for stage in stages:
             figures = row["stages"].get(stage)

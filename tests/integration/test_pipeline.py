@@ -24,7 +24,10 @@ from tests.support import (
     TopicReader,
     WorkerProcess,
     isolated_settings,
+    metric_values,
+    offline_states,
     produce,
+    state_matches,
     wait_for,
 )
 
@@ -132,6 +135,56 @@ def test_events_in_recommendations_out(settings: Settings, worker: WorkerProcess
     metrics_text = fetch_text(worker.base_url + "/metrics")
     assert 'streamrec_dead_letters_total{reason="invalid_json"} 1.0' in metrics_text
     assert "streamrec_recommendations_emitted_total" in metrics_text
+
+
+def test_user_keyed_events_skip_the_rekey_hop_with_the_same_state_and_recommendations(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    """A mixed stream: half the users' events keyed by user id with Kafka's partitioner
+    (they arrive in the partition that owns their user: the direct path), the others keyed
+    by event id (the hop, unless they land in their user's partition by chance); some
+    user-keyed events sent again keyed by event id, so one event reaches the state both
+    ways. Every user ends with the state the pure update functions give (each event
+    applied once) and a recommendation for their newest event, as through the hop alone."""
+    now_ms = int(time.time() * 1000)
+    events = [{**e, "event_id": f"dp-{e['event_id']}", "user_id": f"dp-{e['user_id']}"}
+              for e in make_events(now_ms)]
+    by_user = [e for e in events if int(e["user_id"].rsplit("-", 1)[1]) % 2 == 0]
+    by_event = [e for e in events if e not in by_user]
+    again = by_user[::5]
+
+    def messages(batch: list[dict[str, Any]], key: str) -> list[tuple[str, bytes, bytes]]:
+        return [(settings.topic_for(e["event_type"]), e[key].encode(), orjson.dumps(e))
+                for e in batch]
+
+    produce(settings, messages(by_user, "user_id"), partitioner="murmur2_random")
+    produce(settings, messages(by_event + again, "event_id"))
+
+    expected = offline_states(events, settings)
+
+    def applied() -> bool:
+        return all(state_matches(worker.get(f"/users/{user}")[1], state)
+                   for user, state in expected.items())
+
+    wait_for(applied, 60, "every user's state, each event applied once")
+    reader = TopicReader(settings, [settings.topic_recommendations])
+    try:
+        def fresh() -> dict[str, dict[str, Any]]:
+            reader.poll()
+            latest = latest_by_user(reader.values(settings.topic_recommendations))
+            ok = all(latest.get(user, {}).get("trigger", {}).get("event_id")
+                     == newest_event_id(events, user) for user in expected)
+            return latest if ok else {}
+
+        wait_for(fresh, 30, "a recommendation for every user's newest event")
+    finally:
+        reader.close()
+    routed = metric_values(worker.base_url, "streamrec_events_routed_total", "path")
+    assert routed["direct"] >= len(by_user)  # every user-keyed event: one worker owns all
+    assert routed["rekeyed"] > 0
+    assert routed["direct"] + routed["rekeyed"] == len(events) + len(again)
+    duplicates = metric_values(worker.base_url, "streamrec_duplicates_dropped_total")
+    assert sum(duplicates.values()) == len(again)
 
 
 def latest_by_user(recommendations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
