@@ -109,6 +109,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config field, e.g. --set dim=64 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-blend", action="store_true",
+                   help="serve the neural model alone: do not choose a blend with the "
+                   "session-kNN and repeat terms on the validation cases (models.blend)")
     return p
 
 
@@ -235,6 +238,10 @@ def _train(args: argparse.Namespace) -> int:
         valid_result = evaluate(recommender, valid[0], valid[1]).to_json_dict()
         metrics.update(valid_result)
         logger.info("validation (exported model): %s", _fmt(valid_result))
+        if not args.no_blend:
+            metrics["blend"] = _blend(model_dir.path, train_sessions, sessions, valid)
+            recommender = OnnxRecommender(model_dir.path, device="auto", intra_op_threads=1)
+            recommender.fit(train_sessions, n_items)
     if test is not None:
         test_result = evaluate(recommender, test[0], test[1]).to_json_dict()
         metrics["test"] = test_result
@@ -243,6 +250,22 @@ def _train(args: argparse.Namespace) -> int:
     write_metrics(model_dir.path, metrics)
     logger.info("model directory %s written in %.0f s", model_dir.path, metrics["wall_seconds"])
     return EXIT_OK
+
+
+def _blend(
+    model_dir: Path, train_sessions: list[list[int]], sessions: list[list[int]],
+    valid: tuple[Any, npt.NDArray[np.int64]],
+) -> dict[str, Any]:
+    """Choose the served blend on the validation cases (``models.blend_fit``): the
+    neighbourhood is fitted without the validation sessions to choose, then on every
+    training session to serve. The validation figures above stay the neural model's alone
+    (the served tables hold the validation sessions); the blend's are in ``blend``."""
+    from models.blend_fit import fit_blend
+
+    record = fit_blend(model_dir, train_sessions, sessions, valid)
+    logger.info("blend weights %s: validation %s", record["weights"] or "none (neural alone)",
+                record["validation"])
+    return record
 
 
 def _fmt(metrics: dict[str, Any]) -> str:

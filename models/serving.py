@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from models.blend import Blend, load_blend
 from models.errors import (
     InvalidInputError,
     ModelDirectoryError,
@@ -219,6 +220,7 @@ class OnnxScorer:
             settings = AnnSettings(candidates=candidates, ef_search=ef_search)
             use_gpu = self.provider == CUDA and faiss_gpu_available()
             self._retriever = Retriever(vectors, bias, settings, use_gpu=use_gpu)
+        self.blend: Blend | None = load_blend(model_dir.path, model_dir.meta, self.n_items)
         self.loaded_at = datetime.now(UTC)
         logger.info(
             "loaded %s %s from %s on %s, %s", self.name, self.version, model_dir.path,
@@ -227,12 +229,13 @@ class OnnxScorer:
 
     def describe_retrieval(self) -> str:
         """How this scorer ranks, in words (for logs and reports)."""
+        blend = "" if self.blend is None else f"; {self.blend.describe()}"
         if self._retriever is None:
-            return f"exact ranking of all {self.n_items} items"
+            return f"exact ranking of all {self.n_items} items{blend}"
         index, settings = self._retriever.index, self._retriever.settings
         where = "GPU flat" if index.device == "cuda" else f"HNSW efSearch {settings.breadth}"
         return (f"ann: {settings.candidates} candidates ({where}, built in "
-                f"{index.build_seconds:.2f} s) re-scored exactly")
+                f"{index.build_seconds:.2f} s) re-scored exactly{blend}")
 
     @property
     def retriever(self) -> Retriever | None:
@@ -273,13 +276,51 @@ class OnnxScorer:
     def candidate_scores(self, rows: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         """Scores ``(B, n_items + 1)`` as the ranking sees them: in ``exact`` mode those of
         :meth:`score_indices`; in ``ann`` mode the retrieved candidates' exact scores and
-        ``-inf`` for every item the index did not retrieve (and column 0)."""
+        ``-inf`` for every item the index did not retrieve (and column 0). With a blend
+        (``models.blend``) these are the blended scores; in ``ann`` mode the candidates are
+        then the retrieved items plus those the blend's terms score, all re-scored exactly.
+        """
         if self._retriever is None:
-            return self.score_indices(rows)
-        items, scores = self._retriever.candidate_scores(self.encode_indices(rows))  # (B, C)
+            scores = self.score_indices(rows)
+            return scores if self.blend is None else self.blend.apply(scores, rows)
+        queries = self.encode_indices(rows)  # (B, d)
+        items, found_scores = self._retriever.candidate_scores(queries)  # (B, C)
         out = np.full((len(rows), self.n_items + 1), -np.inf, dtype=np.float32)
         found = items >= 0
-        out[np.nonzero(found)[0], items[found]] = scores[found]
+        out[np.nonzero(found)[0], items[found]] = found_scores[found]
+        if self.blend is None:
+            return out
+        return self.blend.apply(out, rows, functools.partial(_rescore, self._retriever, queries))
+
+    def _blended_top(
+        self, rows: Sequence[Sequence[int]], k: int, excluded: Sequence[Sequence[int]] | None
+    ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        """Per row, ``(item indices, scores)`` of the blend's top ``k`` (``top_k`` order),
+        never an excluded item nor a ``-inf`` score; in ``ann`` mode a row left with fewer
+        than ``k`` candidates is ranked over the exact blend instead."""
+        if self.blend is None:
+            raise InvalidInputError(f"{self.name}: no blend")
+        out: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = [
+            (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in rows]
+        groups = (self._buckets(rows) if self._retriever is None
+                  else [np.arange(len(rows), dtype=np.int64)] if len(rows) else [])
+        for group in groups:
+            sub = [rows[r] for r in group]
+            sub_excluded = None if excluded is None else [excluded[r] for r in group]
+            scores = self.candidate_scores(sub)  # (b, n_items + 1)
+            ranked = _ranked(scores, k, sub_excluded)
+            short = [j for j, (items, _) in enumerate(ranked)
+                     if self._retriever is not None and len(items) < min(k, self.n_items)]
+            if short and self._retriever is not None:
+                self._retriever.fallback_rows += len(short)
+                exact = self.blend.apply(self.score_indices([sub[j] for j in short]),
+                                         [sub[j] for j in short])
+                redo = _ranked(exact, k, None if sub_excluded is None
+                               else [sub_excluded[j] for j in short])
+                for j, pair in zip(short, redo, strict=True):
+                    ranked[j] = pair
+            for r, pair in zip(group.tolist(), ranked, strict=True):
+                out[r] = pair
         return out
 
     # ------------------------------------------------------------------ external ids
@@ -307,8 +348,10 @@ class OnnxScorer:
             None if exclude is None else [[i for i in map(encode, row) if i] for row in exclude]
         )
         items = self.vocabulary.items
-        if self._retriever is not None:
-            ranked = self._retriever.top(self.encode_indices(rows), k, excluded)
+        if self.blend is not None or self._retriever is not None:
+            ranked = (self._retriever.top(self.encode_indices(rows), k, excluded)
+                      if self.blend is None and self._retriever is not None
+                      else self._blended_top(rows, k, excluded))
             return [[(items[i - 1], s) for i, s in zip(row.tolist(), row_scores.tolist(),
                                                          strict=True)]
                     for row, row_scores in ranked]
@@ -323,6 +366,34 @@ class OnnxScorer:
                           for i, s in zip(row, scores[j, row].tolist(), strict=True)
                           if s > -np.inf and i not in skip]
         return out
+
+
+def _rescore(
+    retriever: Retriever, queries: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int64], items: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """Exact scores of the ``(row, item)`` pairs from the item vectors (``ann`` + blend)."""
+    scores: npt.NDArray[np.float32] = np.einsum(
+        "ed,ed->e", retriever.vectors[items], queries[rows])  # (E,)
+    if retriever.bias is not None:
+        scores += retriever.bias[items]
+    return scores
+
+
+def _ranked(
+    scores: npt.NDArray[np.float32], k: int, excluded: Sequence[Sequence[int]] | None
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """Per row of ``scores``, ``top_k``'s items and scores without the excluded ones and
+    those scoring ``-inf``/NaN."""
+    top = top_k(scores, k, excluded)  # (B, k)
+    out = []
+    for r, row in enumerate(top):
+        row_scores = scores[r, row]
+        keep = row_scores > -np.inf
+        if excluded is not None and len(excluded[r]):
+            keep &= ~np.isin(row, np.asarray(excluded[r], dtype=np.int64))
+        out.append((row[keep].astype(np.int64), row_scores[keep]))
+    return out
 
 
 def load_scorer(

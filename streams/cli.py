@@ -80,6 +80,8 @@ MODEL_COMMANDS = {
               "train a model and write a servable model directory"),
     "evaluate": ("models.cli_evaluate", "add_evaluate_parser", "run_evaluate",
                  "full-ranking offline evaluation of a model or a baseline"),
+    "blend": ("models.cli_blend", "add_blend_parser", "run_blend",
+              "choose a model directory's session-kNN/repeat blend on validation"),
     "bench-scoring": ("models.cli_bench_scoring", "add_bench_scoring_parser",
                       "run_bench_scoring",
                       "ONNX Runtime scoring latency and throughput of a model directory"),

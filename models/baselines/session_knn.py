@@ -17,8 +17,9 @@ variants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -146,6 +147,25 @@ class SessionKNN(SessionRecommender):
 
     def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
         state = require_fitted(self._state, self.name)
+        return tiered_scores(self.neighbour_scores(prefixes), state.prior)
+
+    def neighbour_scores(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float64]:
+        """The neighbourhood's raw scores ``(B, n_items + 1)`` (step 3 of the module doc):
+        positive for items some neighbour holds, 0 for the rest, before :meth:`score` ranks
+        the rest by popularity."""
+        state = require_fitted(self._state, self.name)
+        width = state.n_items + 1
+        keys, values = self.neighbour_entries(prefixes)
+        flat = np.bincount(keys, weights=values, minlength=len(prefixes) * width)
+        return np.asarray(flat, dtype=np.float64).reshape(len(prefixes), width)  # (B, n + 1)
+
+    def neighbour_entries(
+        self, prefixes: Sequence[Session]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """:meth:`neighbour_scores` in sparse form: ``(keys, values)``, the sorted distinct
+        keys ``row * (n_items + 1) + item`` of the positive scores and the scores. What
+        ``models.neighbourhood`` serves: no dense ``(B, n_items + 1)`` table is built."""
+        state = require_fitted(self._state, self.name)
         width, n_rows = state.n_items + 1, len(prefixes)
         items, offsets = flatten(prefixes, state.n_items, "prefix")
         keys, qpos = _last_occurrences(items, offsets, state.n_items)
@@ -153,7 +173,11 @@ class SessionKNN(SessionRecommender):
         x = state.sessions
         if self.config.neighbour_decay is None:
             neighbours = sp.csr_matrix((v, (r, c)), shape=(n_rows, x.shape[0]))
-            return tiered_scores((neighbours @ x).toarray(), state.prior)
+            product = (neighbours @ x).tocoo()  # (B, n + 1), duplicates summed
+            flat_keys = product.row.astype(np.int64) * width + product.col
+            order = np.argsort(flat_keys, kind="stable")
+            sorted_keys: npt.NDArray[np.int64] = flat_keys[order].astype(np.int64)
+            return sorted_keys, np.asarray(product.data, dtype=np.float64)[order]
         # expand every (row, neighbour) pair into the neighbour's distinct items
         counts = np.diff(x.indptr)[c]  # (P,) >= 1: a neighbour shares an item
         pair = np.repeat(np.arange(len(c)), counts)  # (E,)
@@ -171,8 +195,53 @@ class SessionKNN(SessionRecommender):
         anchor_pos = np.zeros(len(c), dtype=np.int64)
         anchor_pos[pair[anchors]] = entry_pos[anchors]
         decay = np.exp(-np.abs(entry_pos - anchor_pos[pair]) / self.config.neighbour_decay)
-        flat = np.bincount(
-            r[pair] * width + entry_items, weights=v[pair] * decay, minlength=n_rows * width
+        unique_keys, inverse = np.unique(entry_keys, return_inverse=True)
+        values = np.bincount(inverse, weights=v[pair] * decay, minlength=len(unique_keys))
+        return unique_keys.astype(np.int64, copy=False), values.astype(np.float64, copy=False)
+
+    def state_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The fitted tables as named arrays (``models.neighbourhood`` saves them with
+        :func:`numpy.savez`); :meth:`from_arrays` restores an equal model."""
+        state = require_fitted(self._state, self.name)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "n_items": np.asarray(state.n_items, dtype=np.int64),
+            "indptr": state.sessions.indptr.astype(np.int64),
+            "indices": state.sessions.indices.astype(np.int32),
+            "positions": state.positions.astype(np.int32),
+            "recency": state.recency,
+        }
+        if state.prior is not None:
+            arrays["prior"] = state.prior
+        return arrays
+
+    @classmethod
+    def from_arrays(
+        cls, config: SessionKNNConfig, arrays: Mapping[str, npt.NDArray[Any]]
+    ) -> SessionKNN:
+        """A fitted model from :meth:`state_arrays`' output (checked for consistency)."""
+        try:
+            n_items = int(arrays["n_items"])
+            indptr = np.asarray(arrays["indptr"], dtype=np.int64)
+            indices = np.asarray(arrays["indices"], dtype=np.int32)
+            positions = np.asarray(arrays["positions"], dtype=np.int64)
+            recency = np.asarray(arrays["recency"], dtype=np.float64)
+        except KeyError as exc:
+            raise InvalidInputError(f"session-kNN tables lack {exc}") from exc
+        n_sessions = len(indptr) - 1
+        consistent = (
+            n_sessions >= 1 and len(recency) == n_sessions and int(indptr[-1]) == len(indices)
+            and len(positions) == len(indices) and np.all(np.diff(indptr) >= 1)
+            and (not len(indices) or (indices.min() >= 1 and indices.max() <= n_items))
         )
-        primary = np.asarray(flat, dtype=np.float64).reshape(n_rows, width)  # (B, n + 1)
-        return tiered_scores(primary, state.prior)
+        if not consistent:
+            raise InvalidInputError("session-kNN tables are inconsistent (sizes or item range)")
+        x = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                          shape=(n_sessions, n_items + 1))
+        prior = arrays.get("prior")
+        model = cls(config)
+        model._state = _State(
+            n_items=n_items, sessions=x, items_sessions=x.T.tocsr(), positions=positions,
+            norms=np.sqrt(np.diff(indptr)).astype(np.float64), recency=recency,
+            prior=None if prior is None else np.asarray(prior, dtype=np.float32),
+        )
+        return model

@@ -385,11 +385,23 @@ def test_cuda_requested_without_cuda_is_a_clear_error_in_ann_mode_too(model_dir:
         load_scorer(model_dir, device="cuda", retrieval="ann")
 
 
+def _without_blend(model_dir: Path, out: Path) -> Path:
+    """A copy of ``model_dir`` serving its neural model alone (``models.blend``)."""
+    import shutil
+
+    shutil.copytree(model_dir, out)
+    meta = json.loads((out / "meta.json").read_text())
+    meta.pop("blend", None)
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
 def test_onnx_recommender_in_ann_mode_ranks_only_the_candidates(
-    model_dir: Path, bench_dir: Path
+    model_dir: Path, bench_dir: Path, tmp_path: Path
 ) -> None:
     import pickle
 
+    model_dir = _without_blend(model_dir, tmp_path / "neural")
     bench = load_benchmark(bench_dir)
     exact = OnnxRecommender(model_dir, device="cpu")
     covering = OnnxRecommender(model_dir, device="cpu", retrieval="ann", candidates=N_ITEMS)
