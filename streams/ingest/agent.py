@@ -32,6 +32,7 @@ from streams.ingest.batch import (
     ingest,
     take_direct,
 )
+from streams.kafka.take import Take, take_adaptive
 from streams.ops.metrics import Metrics
 from streams.ops.stages import StageClock, observe_waits
 from streams.settings import Settings
@@ -89,6 +90,8 @@ class IngestAgent:
     dead_letter_topic: Any
     direct: DirectPath | None = None
     """None: every event takes the hop (``STREAMREC_SKIP_REKEY_HOP=false``)."""
+    take: Take = take_adaptive
+    """Micro-batches of the stream (:mod:`streams.kafka.take`)."""
 
     @property
     def catalogue_topics(self) -> frozenset[str]:
@@ -98,9 +101,8 @@ class IngestAgent:
 
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
-        async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
-            config.batch_max_events, config.batch_max_seconds
-        ):
+        async for events in self.take(stream, config.batch_max_events,
+                                      config.batch_max_seconds):
             clock = StageClock()
             raw = [_raw(event) for event in events]
             received_ms = now_ms()

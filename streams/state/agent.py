@@ -43,6 +43,7 @@ from streams.emit.recommendation import Emission, build_emission
 from streams.ingest.batch import Bundle, decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
+from streams.kafka.take import Take, take_adaptive
 from streams.ops.metrics import Metrics
 from streams.ops.stages import StageClock, observe_waits
 from streams.ranking.layer import observe_ranking
@@ -160,13 +161,14 @@ class StateAgent:
     is stale (e.g. the partition was recovered from its changelog meanwhile)."""
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     """Per partition: held by whichever micro-batch (re-keyed or direct) works on it."""
+    take: Take = take_adaptive
+    """Micro-batches of the stream (:mod:`streams.kafka.take`)."""
 
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
         # A bundle already holds up to batch_max_events events.
-        async for events in stream.take_events(  # type: ignore[attr-defined]  # on faust.Stream, not StreamT
-            max(1, config.batch_max_events // 10), config.batch_max_seconds
-        ):
+        async for events in self.take(stream, max(1, config.batch_max_events // 10),
+                                      config.batch_max_seconds):
             await self.process(events)
 
     async def process(self, events: Sequence[EventT]) -> None:

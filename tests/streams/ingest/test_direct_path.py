@@ -16,7 +16,12 @@ from streams.ingest.batch import decode_bundle
 from streams.kafka.partitioning import user_partition
 from streams.ops.metrics import Metrics, create_metrics
 from streams.settings import Settings
-from tests.streams.ingest.test_agent_stages import OneBatch, RecordingTopic, message
+from tests.streams.ingest.test_agent_stages import (
+    OneBatch,
+    RecordingTopic,
+    faust_take,
+    message,
+)
 
 PARTITIONS = 4
 
@@ -56,7 +61,7 @@ def run(batch: list[Any], direct: DirectPath | None, topic_partitions: int = PAR
     metrics = create_metrics(CollectorRegistry())
     by_user = RecordingTopic()
     agent = IngestAgent(IngestConfig.from_settings(settings), metrics, by_user,
-                        RecordingTopic(), direct)
+                        RecordingTopic(), direct, take=faust_take)
     asyncio.run(agent(OneBatch(batch)))  # type: ignore[arg-type]
     return metrics, by_user
 
@@ -121,7 +126,7 @@ def test_dead_letters_are_unchanged_by_the_direct_path() -> None:
     metrics = create_metrics(CollectorRegistry())
     dead = RecordingTopic()
     agent = IngestAgent(IngestConfig.from_settings(Settings(topic_partitions=PARTITIONS)),
-                        metrics, RecordingTopic(), dead, recorder.path())
+                        metrics, RecordingTopic(), dead, recorder.path(), take=faust_take)
     asyncio.run(agent(OneBatch([*batch, bad])))  # type: ignore[arg-type]
     assert [orjson.loads(d["value"])["reason"] for d in dead.sent] == ["missing_field"]
     assert [[e.event_id for e in evs] for _p, evs in recorder.applied] == [["e1"]]
