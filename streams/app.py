@@ -45,6 +45,7 @@ from streams.ingest.agent import ROUTES, DirectPath, IngestAgent, IngestConfig
 from streams.ingest.batch import Pseudonymiser
 from streams.kafka.clients import faust_credentials
 from streams.ops.catalog_views import catalog_status, register_catalog_views
+from streams.ops.collector import register_collector
 from streams.ops.health import BrokerHealth, Readiness, aiokafka_connector
 from streams.ops.metrics import Metrics, create_metrics
 from streams.ops.observe import register_observers
@@ -235,6 +236,7 @@ def create_worker(
     register_views(app, registry=metrics.registry, readiness=readiness, users=users,
                    users_api=UsersApi(settings.users_api_enabled, settings.users_api_token))
     register_catalog_views(app, catalog_reader)
+    register_collector(app, metrics.gc_pause_seconds, readiness.is_ready)
     register_observers(
         app, metrics, readiness, users=users, trending=trending,
         watched_topics={*settings.input_topics, settings.topic_user_erasure,
@@ -360,6 +362,8 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
         metrics.attributed.labels(*outside, event_type)
     for path in ROUTES:
         metrics.events_routed.labels(path=path)
+    for generation in range(3):
+        metrics.gc_pause_seconds.labels(generation=str(generation))
 
 
 def _wire_agents(worker: Worker) -> None:

@@ -62,6 +62,7 @@ class Metrics:
     model_loaded_timestamp_seconds: Gauge
     stage_seconds: Histogram
     event_loop_lag_seconds: Histogram
+    gc_pause_seconds: Histogram
     model_loads: Counter
     model_load_seconds: Histogram
     model_load_failed: Gauge
@@ -332,6 +333,12 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             name("event_loop_lag_seconds"),
             "How late the event loop ran a timer due every 0.25 s: time the loop was blocked.",
             buckets=STAGE_BUCKETS, registry=registry,
+        ),
+        gc_pause_seconds=Histogram(
+            name("gc_pause_seconds"),
+            "Pauses of Python's garbage collector (the event loop stops meanwhile), by "
+            "generation. See streams/ops/collector.py.",
+            ["generation"], buckets=STAGE_BUCKETS, registry=registry,
         ),
         model_loads=Counter(
             name("model_loads"),
