@@ -31,10 +31,13 @@ def replay(
 ) -> ReplayStats:
     """Send ``events`` at ``rate_per_s``; with ``restamp`` their timestamps become "now"
     (keeping their order), so freshness is measured against real time. Events are keyed by
-    ``event_id`` on purpose: the pipeline must re-key by user itself."""
+    ``user_id`` with Kafka's murmur2 partitioner, as the README recommends (and
+    ``streams.client.EventProducer`` does): each lands in the partition that owns its user,
+    and the worker applies it without the re-key hop."""
     from confluent_kafka import Producer
 
-    producer = Producer(librdkafka_config(settings, **{"linger.ms": 5}))
+    producer = Producer(librdkafka_config(settings, **{"linger.ms": 5,
+                                                       "partitioner": "murmur2_random"}))
     stats = ReplayStats()
     started = last_report = time.monotonic()
     for event in events:
@@ -45,7 +48,7 @@ def replay(
         if restamp:
             event = {**event, "timestamp": time.time_ns() // 1_000_000}
         produce(producer, settings.topic_for(event["event_type"]),
-                event["event_id"].encode(), orjson.dumps(event))
+                event["user_id"].encode(), orjson.dumps(event))
         producer.poll(0)
         stats.sent += 1
         if on_progress and time.monotonic() - last_report >= progress_every_s:
