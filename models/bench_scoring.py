@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class BenchResult:
     index_mb: float | None  # ann on CPU: the serialised index
     recall_vs_exact: float | None  # ann: share of the exact top-k it returns
     exact_fallback_share: float | None  # ann: timed rows ranked exactly (< k candidates left)
+    model: str = ""  # the model directory's name and its blend, in words
+    p_at_20: float | None = None  # exact: HR@20 = P@20 on the test cases (metrics.json)
+    mrr_at_20: float | None = None  # exact: MRR@20 on the test cases (metrics.json)
 
 
 def machine_description() -> dict[str, Any]:
@@ -172,6 +176,7 @@ def bench(
         fallback_share = (retriever.fallback_rows - fallbacks_before) / timed_rows
         exact = load_scorer(model_dir, device=device, intra_op_threads=1, retrieval=EXACT)
         recall = recall_vs_exact(scorer, exact, histories[: batch * batch_calls], k)
+    p20, mrr20 = recorded_accuracy(scorer.model_dir.metrics, scorer.retrieval)
     return BenchResult(
         device=device,
         provider=scorer.provider,
@@ -190,7 +195,28 @@ def bench(
         index_mb=None if retriever is None else _mb(retriever.index.nbytes()),
         recall_vs_exact=recall,
         exact_fallback_share=fallback_share,
+        model=scorer.name + ("" if scorer.blend is None else f" + {scorer.blend.describe()}"),
+        p_at_20=p20,
+        mrr_at_20=mrr20,
     )
+
+
+def recorded_accuracy(metrics: dict[str, Any], retrieval: str) -> tuple[float | None,
+                                                                       float | None]:
+    """``(P@20, MRR@20)`` on the test cases as ``metrics.json`` records them for the
+    directory as served (``streamrec train`` evaluates the exported model, its blend
+    included, by exact ranking; ``streamrec blend`` re-evaluates it): None for ``ann`` and
+    for a directory evaluated on no test split.
+
+    >>> recorded_accuracy({"test": {"hr@20": 0.5, "mrr@20": 0.2}}, "exact")
+    (0.5, 0.2)
+    >>> recorded_accuracy({"test": {"hr@20": 0.5, "mrr@20": 0.2}}, "ann")
+    (None, None)
+    """
+    test = metrics.get("test") or {}
+    if retrieval != EXACT or "hr@20" not in test or "mrr@20" not in test:
+        return None, None
+    return float(test["hr@20"]), float(test["mrr@20"])
 
 
 def _mb(n: int | None) -> float | None:
@@ -211,31 +237,41 @@ def run(
     model_dir: Path, calls: int = 1000, batch: int = 256, as_json: bool = False,
     retrieval: tuple[str, ...] | None = None, device: str = "auto",
     candidates: int = DEFAULT_CANDIDATES, ef_search: int | None = None, batch_calls: int = 20,
-    benchmark_dir: Path | None = None,
+    benchmark_dir: Path | None = None, also: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Bench every requested ranking mode (default: ``exact``, and ``ann`` when the model
-    directory has the retrieval pair) on every device of ``device``; print and return the
-    report."""
+    directory has the retrieval pair) on every device of ``device``, for ``model_dir`` and
+    then each directory of ``also`` (one table, so models can be compared: accuracy per
+    latency); print and return the report (``model``: the first directory)."""
     directory = read_model_dir(Path(model_dir))
-    modes = retrieval or ((EXACT, ANN) if directory.has_encoder else (EXACT,))
+    results = [result for path in (Path(model_dir), *map(Path, also))
+               for result in _bench_all(path, calls, batch, retrieval, device, candidates,
+                                        ef_search, batch_calls, benchmark_dir)]
     report: dict[str, Any] = {
         "machine": machine_description(),
         "model": {"dir": str(model_dir), "name": directory.name, "version": directory.version,
                   "n_items": directory.n_items, "max_seq_len": directory.max_seq_len,
                   "retrieval_pair": directory.has_encoder},
         "histories": "random" if benchmark_dir is None else f"test prefixes of {benchmark_dir}",
-        "results": [
-            asdict(bench(Path(model_dir), dev, calls, batch, batch_calls, retrieval=mode,
-                         candidates=candidates, ef_search=ef_search,
-                         benchmark_dir=benchmark_dir))
-            for dev in devices_for(device) for mode in modes
-        ],
+        "results": results,
     }
     if as_json:
         print(json.dumps(report, indent=2))
         return report
     print(render(report))
     return report
+
+
+def _bench_all(
+    model_dir: Path, calls: int, batch: int, retrieval: tuple[str, ...] | None, device: str,
+    candidates: int, ef_search: int | None, batch_calls: int, benchmark_dir: Path | None,
+) -> list[dict[str, Any]]:
+    """:func:`bench` of one directory in every requested mode on every device, as dicts."""
+    modes = retrieval or ((EXACT, ANN) if read_model_dir(model_dir).has_encoder else (EXACT,))
+    return [asdict(bench(model_dir, dev, calls, batch, batch_calls, retrieval=mode,
+                         candidates=candidates, ef_search=ef_search,
+                         benchmark_dir=benchmark_dir))
+            for dev in devices_for(device) for mode in modes]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -248,22 +284,27 @@ def render(report: dict[str, Any]) -> str:
         f"model:   {model['name']} {model['version']}, {model['n_items']} items, "
         f"max_seq_len {model['max_seq_len']}; histories: {report['histories']}",
         "",
-        "| provider | retrieval | p50 ms | p99 ms | CPU ms/user (b1) | batch | users/s "
-        "| CPU ms/user (batch) | load s | index build s | index MiB | recall@20 vs exact "
-        "| exact fallbacks |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| provider | retrieval | model | P@20 | MRR@20 | p50 ms | p99 ms | CPU ms/user (b1) "
+        "| batch | users/s | CPU ms/user (batch) | load s | index build s | index MiB "
+        "| recall@20 vs exact | exact fallbacks |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         mode = r["retrieval"] if r["retrieval"] == EXACT else (
             f"ann ({r['candidates']} cand., ef {r['ef_search']})")
         lines.append(
-            f"| {r['provider']} | {mode} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+            f"| {r['provider']} | {mode} | {r['model']} | {_pct(r['p_at_20'])} "
+            f"| {_pct(r['mrr_at_20'])} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
             f"| {r['cpu_ms_per_user_b1']:.3f} | {r['batch']} | {r['users_per_s']:,.0f} "
             f"| {r['cpu_ms_per_user']:.3f} | {r['load_s']:.2f} | {_opt(r['index_build_s'], 2)} "
             f"| {_opt(r['index_mb'], 1)} | {_opt(r['recall_vs_exact'], 4)} "
             f"| {_opt(r['exact_fallback_share'], 4)} |"
         )
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
 
 
 def _opt(value: float | None, digits: int) -> str:

@@ -28,6 +28,10 @@ def add_bench_scoring_parser(subparsers: Any) -> argparse.ArgumentParser:
         "the item index (ann), on CPU (and CUDA when usable).",
     )
     p.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR")
+    p.add_argument("--also", type=Path, action="append", default=[], metavar="MODEL_DIR",
+                   help="bench this model directory too, in the same table (repeatable): "
+                   "accuracy (P@20, MRR@20 on the test cases, from its metrics.json) per "
+                   "latency, to pick a model")
     p.add_argument("--calls", type=int, default=1000, help="batch-1 calls timed (default 1000)")
     p.add_argument("--batch", type=int, default=256, help="throughput batch size (default 256)")
     p.add_argument("--batch-calls", type=int, default=20,
@@ -69,7 +73,7 @@ def run_bench_scoring(args: argparse.Namespace) -> int:
         run(args.model, calls=args.calls, batch=args.batch, as_json=args.json,
             retrieval=_modes(args.retrieval), device=args.device, candidates=candidates,
             ef_search=args.ef_search, batch_calls=args.batch_calls,
-            benchmark_dir=args.benchmark)
+            benchmark_dir=args.benchmark, also=args.also)
     except ModelsError as exc:
         logger.error("streamrec bench-scoring failed: %s", exc)
         return EXIT_ERROR

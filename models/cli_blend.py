@@ -5,8 +5,9 @@ export (``models.blend_fit``), e.g. for a directory trained before blends existe
 
 The validation cases are those the directory's training used: the data's own when it has
 them, else the most recent ``valid_fraction`` of the training sessions recorded in
-``meta.json`` (``training.settings``), carved with the same seed. Nothing is read from the
-test file. Needs onnxruntime, numpy and scipy, not PyTorch.
+``meta.json`` (``training.settings``), carved with the same seed. Nothing is chosen on the
+test cases; when the data has them, the directory as now served is evaluated on them for
+reporting (``metrics.json``'s ``test``, which ``streamrec bench-scoring`` shows). Needs onnxruntime, numpy and scipy, not PyTorch.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def _settings(meta: dict[str, Any]) -> tuple[float, int]:
     return float(settings.get("valid_fraction", 0.05)), int(settings.get("seed", 0))
 
 
+def _evaluate(model_dir: Path, n_items: int, prefixes: Any, targets: Any) -> dict[str, Any]:
+    from models.evaluation import evaluate
+    from models.serving import OnnxRecommender
+
+    recommender = OnnxRecommender(model_dir, device="cpu")
+    recommender.fit([], n_items)  # binds the artifact; trains nothing
+    result = evaluate(recommender, prefixes, targets).to_json_dict()
+    logger.info("test (reporting only, exact ranking, blend included): %s", result)
+    return result
+
+
 def run_blend(args: argparse.Namespace) -> int:
     """Run the command described by parsed arguments; returns the process exit code."""
     from models.blend_fit import fit_blend
@@ -71,6 +83,9 @@ def run_blend(args: argparse.Namespace) -> int:
         record = fit_blend(directory.path, train, sessions, valid)
         metrics = dict(directory.metrics)
         metrics["blend"] = record
+        if len(bench.test_prefixes):  # reporting only: the served directory on the test
+            metrics["test"] = _evaluate(directory.path, bench.n_items, bench.test_prefixes,
+                                        bench.test_targets)
         (directory.path / METRICS_FILE).write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(json.dumps(record, indent=2, sort_keys=True))

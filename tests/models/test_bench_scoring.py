@@ -48,6 +48,18 @@ def test_bench_measures_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert table == render(report) + "\n"
 
 
+def test_models_side_by_side_with_their_recorded_accuracy(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir(), other)
+    (other / "metrics.json").write_text(json.dumps({"test": {"hr@20": 0.5, "mrr@20": 0.25}}))
+    report = run(tiny_model_dir(), device="cpu", retrieval=("exact", "ann"), also=[other],
+                 as_json=True, **SMALL)
+    rows = [(r["retrieval"], r["p_at_20"], r["mrr_at_20"]) for r in report["results"]]
+    assert rows[2:] == [("exact", 0.5, 0.25), ("ann", None, None)]  # ann: not recorded
+    assert all(r["model"] == "tiny-onnx" for r in report["results"])
+    assert "| CPUExecutionProvider | exact | tiny-onnx | 50.00 | 25.00 |" in render(report)
+
+
 def test_fewer_candidates_than_k_fall_back_to_exact_and_say_so() -> None:
     result = bench(tiny_model_dir(), retrieval="ann", candidates=5, ef_search=16, k=20,
                    **SMALL)
