@@ -7,7 +7,8 @@ The validation cases are those the directory's training used: the data's own whe
 them, else the most recent ``valid_fraction`` of the training sessions recorded in
 ``meta.json`` (``training.settings``), carved with the same seed. Nothing is chosen on the
 test cases; when the data has them, the directory as now served is evaluated on them for
-reporting (``metrics.json``'s ``test``, which ``streamrec bench-scoring`` shows). Needs onnxruntime, numpy and scipy, not PyTorch.
+reporting (``metrics.json``'s ``test``, which ``streamrec bench-scoring`` shows). Needs
+onnxruntime, numpy and scipy, not PyTorch.
 """
 
 from __future__ import annotations
