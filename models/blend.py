@@ -2,12 +2,13 @@
 
 For a history ``h`` and item ``i``::
 
-    score(i) = softmax(logits)(i) + knn * N_h(i) + repeat * R_h(i)
+    score(i) = softmax(logits)(i) + knn * N_h(i) + rules * S_h(i) + repeat * R_h(i)
 
 * ``softmax(logits)``: the ONNX model's probabilities (over the finite scores: in ``ann``
   mode the candidates, which hold nearly all of the mass);
 * ``N_h``: the session-kNN distribution over the items the history's neighbour sessions
   hold (``models.neighbourhood``, tables shipped in ``MODEL_DIR/knn/``);
+* ``S_h``: the sequential rules of the history's last item, as a distribution (same place);
 * ``R_h``: the history's own items, the one at position ``p`` of ``L`` weighted
   ``exp((p - L) / repeat_decay)``, normalised to sum 1 (shoppers re-view items).
 
@@ -28,10 +29,11 @@ import numpy as np
 import numpy.typing as npt
 
 from models.errors import InvalidInputError, ModelDirectoryError
-from models.neighbourhood import Entries, Neighbourhood, row_normalised
+from models.neighbourhood import Entries, Neighbourhood, Transitions, row_normalised
 
 BLEND_META = "blend"
-"""``meta.json`` section: ``{"weights": {...}, "knn": {...}, "validation": {...}}``."""
+"""``meta.json`` section: ``{"weights": {...}, "knn": {...}, "rules": {...},
+"validation": {...}}``."""
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,18 @@ class BlendWeights:
     """How much each term adds to the neural probabilities (module doc)."""
 
     knn: float = 0.0  # weight of the neighbourhood distribution N_h
+    rules: float = 0.0  # weight of the sequential-rules distribution S_h
     repeat: float = 0.0  # weight of the history distribution R_h
     repeat_decay: float = 2.0  # in items: older history items weigh less in R_h
 
     def __post_init__(self) -> None:
-        if self.knn < 0 or self.repeat < 0 or not self.repeat_decay > 0:
-            raise InvalidInputError("BlendWeights: knn, repeat >= 0 and repeat_decay > 0")
+        if min(self.knn, self.rules, self.repeat) < 0 or not self.repeat_decay > 0:
+            raise InvalidInputError("BlendWeights: knn, rules, repeat >= 0 and "
+                                    "repeat_decay > 0")
 
     @property
     def is_neural_only(self) -> bool:
-        return self.knn == 0 and self.repeat == 0
+        return self.knn == 0 and self.rules == 0 and self.repeat == 0
 
 
 def history_entries(rows: Sequence[Sequence[int]], width: int, decay: float) -> Entries:
@@ -94,15 +98,20 @@ Rescore = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[n
 class Blend:
     """The neighbourhood and the weights of a model directory's ``blend`` section."""
 
-    def __init__(self, neighbourhood: Neighbourhood | None, weights: BlendWeights) -> None:
+    def __init__(self, neighbourhood: Neighbourhood | None, weights: BlendWeights,
+                 transitions: Transitions | None = None) -> None:
         if weights.knn > 0 and neighbourhood is None:
             raise InvalidInputError("a blend with a knn weight needs a neighbourhood")
+        if weights.rules > 0 and transitions is None:
+            raise InvalidInputError("a blend with a rules weight needs the rules")
         self.neighbourhood = neighbourhood
+        self.transitions = transitions
         self.weights = weights
 
     def describe(self) -> str:
         w = self.weights
-        return f"blend: knn {w.knn:g}, repeat {w.repeat:g} (decay {w.repeat_decay:g})"
+        return (f"blend: knn {w.knn:g}, rules {w.rules:g}, repeat {w.repeat:g} "
+                f"(decay {w.repeat_decay:g})")
 
     def apply(
         self, logits: npt.NDArray[np.float32], rows: Sequence[Sequence[int]],
@@ -120,6 +129,8 @@ class Blend:
         terms: list[tuple[float, Entries]] = []
         if w.knn > 0 and self.neighbourhood is not None:
             terms.append((w.knn, self.neighbourhood.entries(rows)))
+        if w.rules > 0 and self.transitions is not None:
+            terms.append((w.rules, self.transitions.entries(rows)))
         if w.repeat > 0:
             terms.append((w.repeat, history_entries(rows, width, w.repeat_decay)))
         flat = logits.reshape(-1)  # a view: writes reach logits
@@ -152,4 +163,7 @@ def load_blend(model_dir: Path, meta: dict[str, Any], n_items: int) -> Blend | N
     neighbourhood = None
     if weights.knn > 0:
         neighbourhood = Neighbourhood.load(model_dir, section.get("knn") or {}, n_items)
-    return Blend(neighbourhood, weights)
+    transitions = None
+    if weights.rules > 0:
+        transitions = Transitions.load(model_dir, section.get("rules") or {}, n_items)
+    return Blend(neighbourhood, weights, transitions)

@@ -1,13 +1,15 @@
-"""The neighbourhood component a model directory may ship: session-kNN tables computed at
-training time, scored with numpy/scipy on the scoring thread (``models.blend`` adds its
-scores to the neural model's).
+"""The neighbourhood components a model directory may ship: session-kNN tables and
+sequential rules computed at training time, scored with numpy/scipy on the scoring thread
+(``models.blend`` adds their scores to the neural model's).
 
 ```
 MODEL_DIR/knn/tables.npz   the training sessions as a sparse session x item matrix (CSR
                            indptr, indices), each item's last position in its session and
                            each session's recency weight (models.baselines.session_knn)
+MODEL_DIR/knn/rules.npz    the sequential rules a -> b as a sparse item x item matrix (CSR
+                           indptr, indices, data; models.baselines.sequential_rules)
 ```
-Its configuration (``SessionKNNConfig``) lives in ``meta.json`` under ``blend.knn``.
+Their configurations live in ``meta.json`` under ``blend.knn`` and ``blend.rules``.
 
 Scores come back sparse, as ``(keys, values)`` with ``key = row * (n_items + 1) + item``:
 at batch 256 on Diginetica a neighbourhood touches about 1,500 items per user out of
@@ -26,7 +28,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
+from models.baselines._common import last_items
+from models.baselines.sequential_rules import SequentialRules, SequentialRulesConfig
 from models.baselines.session_knn import SessionKNN, SessionKNNConfig
 from models.errors import InvalidInputError, ModelDirectoryError
 
@@ -34,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 KNN_DIR = "knn"
 TABLES_FILE = "tables.npz"
+RULES_FILE = "rules.npz"
 
 Entries = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 """Sparse scores: sorted distinct keys ``row * (n_items + 1) + item`` and their values."""
@@ -112,3 +118,72 @@ class Neighbourhood:
             raise ModelDirectoryError(f"{path} covers {tables_items} items, the model "
                                       f"{n_items}")
         return cls(knn, n_items)
+
+
+class Transitions:
+    """Sequential rules, servable: the rules of each history's last known item, as a
+    distribution (sparse, like :class:`Neighbourhood`).
+
+    >>> rules = Transitions.fit([[1, 2, 3], [1, 2]], n_items=3)
+    >>> keys, values = rules.entries([[3, 1]])
+    >>> keys.tolist(), [round(v, 3) for v in values.tolist()]
+    ([2, 3], [0.8, 0.2])
+    """
+
+    def __init__(self, rules: sp.csr_matrix, config: SequentialRulesConfig) -> None:
+        self.rules = rules  # (n + 1, n + 1)
+        self.rules.sort_indices()
+        self.config = config
+        self.n_items = rules.shape[0] - 1
+
+    @classmethod
+    def fit(cls, sessions: Sequence[Sequence[int]], n_items: int,
+            config: SequentialRulesConfig | None = None) -> Transitions:
+        """Fit on training sessions (item indices)."""
+        model = SequentialRules(config or SequentialRulesConfig(popularity_fallback=False))
+        model.fit(sessions, n_items)
+        return cls(model.rule_matrix().tocsr(), model.config)
+
+    def entries(self, rows: Sequence[Sequence[int]]) -> Entries:
+        """Sparse scores of index histories, each row summing to 1; a history whose last
+        known item starts no rule (or with no known item) has no entry."""
+        width = self.n_items + 1
+        last = last_items(rows, self.n_items)  # (B,) 0: none
+        picked = self.rules[last]  # (B, n + 1) CSR, sorted indices
+        picked.sort_indices()
+        row = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(picked.indptr))
+        keys = row * width + picked.indices.astype(np.int64)
+        values = np.asarray(picked.data, dtype=np.float64)
+        keep = (values > 0) & (last[row] > 0)
+        keys, values = keys[keep], values[keep]
+        return keys, row_normalised(keys, values, width, len(rows))
+
+    def save(self, model_dir: Path) -> dict[str, Any]:
+        """Write ``knn/rules.npz`` into ``model_dir``; returns the configuration for
+        ``meta.json``'s ``blend.rules``."""
+        directory = Path(model_dir) / KNN_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / RULES_FILE, indptr=self.rules.indptr.astype(np.int64),
+                 indices=self.rules.indices.astype(np.int32),
+                 data=self.rules.data.astype(np.float32))
+        return asdict(self.config)
+
+    @classmethod
+    def load(cls, model_dir: Path, config: dict[str, Any], n_items: int) -> Transitions:
+        """Read ``knn/rules.npz``; :class:`ModelDirectoryError` when missing or not fitting."""
+        path = Path(model_dir) / KNN_DIR / RULES_FILE
+        known = {f.name for f in fields(SequentialRulesConfig)}
+        try:
+            rules_config = SequentialRulesConfig(**{k: v for k, v in config.items()
+                                                    if k in known})
+            with np.load(path, allow_pickle=False) as arrays:
+                indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
+            rules = sp.csr_matrix((data.astype(np.float64), indices, indptr),
+                                  shape=(len(indptr) - 1, len(indptr) - 1))
+        except (OSError, KeyError, ValueError, TypeError, InvalidInputError) as exc:
+            raise ModelDirectoryError(f"cannot read the sequential rules {path}: {exc}; "
+                                      "re-run 'streamrec train' (or 'streamrec blend')") from exc
+        if rules.shape[0] != n_items + 1:
+            raise ModelDirectoryError(f"{path} covers {rules.shape[0] - 1} items, the model "
+                                      f"{n_items}")
+        return cls(rules, rules_config)

@@ -97,6 +97,11 @@ class SequentialRules(SessionRecommender):
         prior = popularity_prior(items, n_items) if self.config.popularity_fallback else None
         self._state = _State(n_items, rules, prior)
 
+    def rule_matrix(self) -> sp.csr_matrix:
+        """The fitted rules ``(n_items + 1, n_items + 1)``: row ``a``, column ``b`` holds the
+        weight of ``a -> b`` (``models.neighbourhood`` serves them)."""
+        return require_fitted(self._state, self.name).rules
+
     def score(self, prefixes: Sequence[Session]) -> npt.NDArray[np.float32]:
         state = require_fitted(self._state, self.name)
         last = last_items(prefixes, state.n_items)  # (B,)

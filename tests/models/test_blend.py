@@ -15,7 +15,7 @@ from models.blend_fit import build_table, evaluate_table, fit_blend
 from models.errors import InvalidInputError, ModelDirectoryError
 from models.evaluation import ranks_from_scores
 from models.model_dir import META_FILE
-from models.neighbourhood import KNN_DIR, Neighbourhood
+from models.neighbourhood import KNN_DIR, Neighbourhood, Transitions
 from models.serving import OnnxRecommender, check_servable, load_scorer
 from tests.models.conftest import TINY_N_ITEMS, make_sessions, tiny_model_dir
 
@@ -34,20 +34,27 @@ def test_weights_are_checked() -> None:
         BlendWeights(knn=-1.0)
     with pytest.raises(InvalidInputError):
         Blend(None, BlendWeights(knn=0.5))
+    with pytest.raises(InvalidInputError):
+        Blend(None, BlendWeights(rules=0.5))
 
 
 def _hood() -> Neighbourhood:
     return Neighbourhood.fit(make_sessions(), TINY_N_ITEMS)
 
 
+def _rules() -> Transitions:
+    return Transitions.fit(make_sessions(), TINY_N_ITEMS)
+
+
 def test_apply_adds_the_terms_to_the_probabilities() -> None:
     rng = np.random.default_rng(0)
     rows = [[1, 2, 3], [4], [0]]
     logits = rng.normal(size=(3, WIDTH)).astype(np.float32)
-    weights = BlendWeights(knn=0.7, repeat=0.2, repeat_decay=1.0)
-    got = Blend(_hood(), weights).apply(logits.copy(), rows)
+    weights = BlendWeights(knn=0.7, rules=0.3, repeat=0.2, repeat_decay=1.0)
+    got = Blend(_hood(), weights, _rules()).apply(logits.copy(), rows)
     expected = softmax_rows(logits.copy())
     for weight, (keys, values) in ((0.7, _hood().entries(rows)),
+                                   (0.3, _rules().entries(rows)),
                                    (0.2, history_entries(rows, WIDTH, 1.0))):
         expected.reshape(-1)[keys] += weight * values.astype(np.float32)
     expected[:, 0] = -np.inf
@@ -78,9 +85,11 @@ def test_tuning_table_ranks_equal_dense_ranking() -> None:
     logits = (3 * rng.normal(size=(60, WIDTH))).astype(np.float32)
     logits[:, 0] = -np.inf
     hood = _hood()
-    table = build_table([logits[:25], logits[25:]], prefixes, targets, hood, keep=8)
-    for weights in (BlendWeights(), BlendWeights(knn=0.4, repeat=0.1, repeat_decay=4.0)):
-        dense = Blend(hood, weights).apply(logits.copy(), prefixes)
+    rules = _rules()
+    table = build_table([logits[:25], logits[25:]], prefixes, targets, hood, rules, keep=8)
+    for weights in (BlendWeights(), BlendWeights(knn=0.4, rules=0.2, repeat=0.1,
+                                                 repeat_decay=4.0)):
+        dense = Blend(hood, weights, rules).apply(logits.copy(), prefixes)
         ranks = ranks_from_scores(dense, targets)
         hit = ranks <= 5
         got = evaluate_table(table, weights, k=5)
@@ -99,8 +108,10 @@ def blended_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert set(record["validation"]) == {"cases", "neural", "blend"}
     if not record["weights"]:  # the grid always holds a knn weight: force one for serving
         meta = json.loads((out / META_FILE).read_text())
-        meta["blend"] = {"weights": {"knn": 0.5, "repeat": 0.1, "repeat_decay": 2.0},
-                         "knn": Neighbourhood.fit(sessions, TINY_N_ITEMS).save(out)}
+        meta["blend"] = {"weights": {"knn": 0.5, "rules": 0.2, "repeat": 0.1,
+                                     "repeat_decay": 2.0},
+                         "knn": Neighbourhood.fit(sessions, TINY_N_ITEMS).save(out),
+                         "rules": Transitions.fit(sessions, TINY_N_ITEMS).save(out)}
         (out / META_FILE).write_text(json.dumps(meta))
     return out
 

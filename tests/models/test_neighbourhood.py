@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.baselines.sequential_rules import SequentialRules
 from models.baselines.session_knn import SessionKNN, SessionKNNConfig
 from models.errors import ModelDirectoryError
-from models.neighbourhood import KNN_DIR, TABLES_FILE, Neighbourhood
+from models.neighbourhood import KNN_DIR, TABLES_FILE, Neighbourhood, Transitions
 from tests.models.conftest import TINY_N_ITEMS, make_sessions
 
 PREFIXES = [[1, 2], [7], [3, 9, 3], [0], [29, 30, 1]]
@@ -55,3 +56,26 @@ def test_load_refuses_missing_or_mismatched_tables(tmp_path: Path) -> None:
     np.savez(tmp_path / KNN_DIR / TABLES_FILE, **broken)
     with pytest.raises(ModelDirectoryError, match="inconsistent"):
         Neighbourhood.load(tmp_path, config, TINY_N_ITEMS)
+
+
+def test_transitions_are_the_rules_of_the_last_item_normalised(tmp_path: Path) -> None:
+    sessions = make_sessions(seed=4)
+    sr = SequentialRules()
+    sr.fit(sessions, TINY_N_ITEMS)
+    rules = Transitions.fit(sessions, TINY_N_ITEMS)
+    keys, values = rules.entries(PREFIXES)
+    dense = np.zeros(len(PREFIXES) * (TINY_N_ITEMS + 1))
+    dense[keys] = values
+    dense = dense.reshape(len(PREFIXES), -1)
+    matrix = sr.rule_matrix().toarray()
+    for row, prefix in enumerate(PREFIXES):
+        known = [i for i in prefix if i]
+        want = matrix[known[-1]] if known else np.zeros(TINY_N_ITEMS + 1)
+        total = want.sum()
+        np.testing.assert_allclose(dense[row], want / total if total else want, rtol=1e-12)
+    config = rules.save(tmp_path)
+    loaded = Transitions.load(tmp_path, config, TINY_N_ITEMS)
+    for got, want in zip(loaded.entries(PREFIXES), (keys, values), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(ModelDirectoryError, match="covers 30 items"):
+        Transitions.load(tmp_path, config, TINY_N_ITEMS + 2)
