@@ -163,6 +163,9 @@ class StateAgent:
     """Per partition: held by whichever micro-batch (re-keyed or direct) works on it."""
     take: Take = take_adaptive
     """Micro-batches of the stream (:mod:`streams.kafka.take`)."""
+    waiting: dict[int, list[tuple[list[Event], asyncio.Future[None]]]] = field(
+        default_factory=dict)
+    """Per partition: direct events queued for the lock, and who waits for them."""
 
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
@@ -185,11 +188,38 @@ class StateAgent:
     async def apply_direct(self, partition: int, events: list[Event]) -> None:
         """Events that arrived in the input partition owning their users, applied to that
         partition by the ingest actor (no re-key hop): the same micro-batch as
-        :meth:`process`'s, under the same lock. The wait for the lock counts as ``state``."""
+        :meth:`process`'s, under the same lock. The wait for the lock counts as ``state``.
+
+        Each input topic's actor calls this for its own events; those that queue for the
+        lock meanwhile are applied together, as one micro-batch, by whichever gets the lock
+        first (the others return when it is written and acknowledged, or raise its error):
+        under load the partition's work stays in few micro-batches, as through the hop."""
         await self.scoring.wait_serving()
         started = time.perf_counter()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(partition, []).append((events, done))
         async with self._lock(partition):
-            await self._apply(partition, [Bundle(events=events)], started)
+            if not done.done():
+                await self._apply_waiting(partition, started)
+        await done  # raises the error of the micro-batch that took these events
+
+    async def _apply_waiting(self, partition: int, started: float) -> None:
+        """One micro-batch of every direct event waiting for ``partition``; its outcome
+        goes to each waiter's future (the callers raise an error there, not here)."""
+        taken = self.waiting.pop(partition, [])
+        try:
+            await self._apply(partition, [Bundle(events=events) for events, _ in taken],
+                              started)
+        except asyncio.CancelledError:  # the worker stops: so do the waiters
+            for _, done in taken:
+                done.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001  # handed to every waiter, raised there
+            for _, done in taken:
+                done.set_exception(exc)
+            return
+        for _, done in taken:
+            done.set_result(None)
 
     def _lock(self, partition: int) -> asyncio.Lock:
         lock = self.locks.get(partition)

@@ -225,3 +225,61 @@ def test_one_partition_is_never_worked_on_by_two_micro_batches_at_once(
     asyncio.run(together())
     assert most == {PARTITION: 1, 1: 1}
     assert any(overlapped_other_partition)  # the trace does see concurrency where allowed
+
+
+def test_direct_events_queued_for_the_lock_are_applied_as_one_micro_batch(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    """Three input topics' actors of one partition: while one micro-batch runs, the other
+    two wait; they are then applied together, and each call returns once they are."""
+    agent, _producer, worker = harness
+    now = int(time.time() * 1000)
+    applied: list[list[str]] = []
+    apply = agent._apply
+
+    async def traced(partition: int, bundles: list[Bundle], started: float) -> None:
+        applied.append([e.event_id for b in bundles for e in b.events])
+        await asyncio.sleep(0)  # the others queue up meanwhile
+        await apply(partition, bundles, started)
+
+    agent._apply = traced  # type: ignore[method-assign]
+
+    def direct(event_id: str, user: str) -> Any:
+        return agent.apply_direct(PARTITION, [Event(event_id, EventType.VIEW, user, "sku-1",
+                                                    now)])
+
+    async def together() -> None:
+        await asyncio.gather(direct("v1", "u1"), direct("c1", "u2"), direct("p1", "u1"))
+
+    asyncio.run(together())
+    assert applied == [["v1"], ["c1", "p1"]]
+    users = PartitionStore(worker.users, PARTITION)
+    assert all(raw is not None for raw in users.get_many([b"u1", b"u2"]))
+
+
+def test_a_failed_micro_batch_fails_every_call_whose_events_it_held(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    agent, _producer, _worker = harness
+    now = int(time.time() * 1000)
+    calls: list[int] = []
+
+    async def failing(partition: int, bundles: list[Bundle], started: float) -> None:
+        calls.append(len(bundles))
+        await asyncio.sleep(0)
+        if len(calls) == 2:
+            raise RuntimeError("broker gone")
+
+    agent._apply = failing  # type: ignore[method-assign]
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(
+            agent.apply_direct(PARTITION, [Event(f"e{n}", EventType.VIEW, "u1", "sku-1",
+                                                 now)])
+            for n in range(3)), return_exceptions=True)
+
+    outcomes = asyncio.run(together())
+    assert calls == [1, 2]
+    assert outcomes[0] is None
+    assert [str(o) for o in outcomes[1:]] == ["broker gone", "broker gone"]
+    assert agent.waiting == {}
