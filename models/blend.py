@@ -83,11 +83,13 @@ def softmax_rows(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     >>> softmax_rows(np.array([[-np.inf, 0.0, 0.0]], dtype=np.float32)).tolist()
     [[0.0, 0.5, 0.5]]
     """
-    scores[np.isnan(scores)] = -np.inf
-    top = scores.max(axis=1, keepdims=True)
+    top = scores.max(axis=1, keepdims=True)  # NaN when the row holds one
+    if np.isnan(top).any():
+        scores[np.isnan(scores)] = -np.inf
+        top = scores.max(axis=1, keepdims=True)
     scores -= np.where(np.isfinite(top), top, 0)
     np.exp(scores, out=scores)
-    scores /= np.maximum(scores.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    scores *= 1.0 / np.maximum(scores.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
     return scores
 
 
@@ -118,12 +120,12 @@ class Blend:
         rescore: Rescore | None = None,
     ) -> npt.NDArray[np.float32]:
         """Blended scores ``(B, n_items + 1)`` from the model's ``logits`` of the index
-        histories ``rows`` (overwritten). ``-inf`` logits (items the item index did not
+        histories ``rows`` (overwritten). Without ``rescore`` (exact ranking) every item is
+        scored. With it (``ann`` mode), ``-inf`` logits (items the item index did not
         retrieve) stay ``-inf`` unless a term scores the item: then its logit comes from
-        ``rescore`` (which ``ann`` mode must pass; without it such items score their term
-        alone). Column 0 is ``-inf``. OOV entries (0) are dropped from the histories first,
-        as the neural model drops them."""
-        n_rows, width = logits.shape
+        ``rescore``. Column 0 is ``-inf``. OOV entries (0) are dropped from the histories
+        first, as the neural model drops them."""
+        width = logits.shape[1]
         rows = [[i for i in row if i] for row in rows]
         w = self.weights
         terms: list[tuple[float, Entries]] = []
@@ -134,19 +136,21 @@ class Blend:
         if w.repeat > 0:
             terms.append((w.repeat, history_entries(rows, width, w.repeat_decay)))
         flat = logits.reshape(-1)  # a view: writes reach logits
-        unscored = ~np.isfinite(logits)
-        if rescore is not None and terms:
-            keys = np.unique(np.concatenate([k for _, (k, _) in terms]))
-            missing = keys[~np.isfinite(flat[keys])]
-            if len(missing):
-                flat[missing] = rescore(missing // width, missing % width)
+        unscored = None
+        if rescore is not None:
+            unscored = ~np.isfinite(logits)
+            if terms:
+                keys = np.unique(np.concatenate([k for _, (k, _) in terms]))
+                missing = keys[~np.isfinite(flat[keys])]
+                if len(missing):
+                    flat[missing] = rescore(missing // width, missing % width)
+                    unscored.reshape(-1)[missing] = False
         probabilities = softmax_rows(logits)
         flat = probabilities.reshape(-1)
-        reached = np.zeros(flat.shape, dtype=bool)
         for weight, (keys, values) in terms:
             flat[keys] += np.float32(weight) * values.astype(np.float32)
-            reached[keys] = True
-        probabilities[unscored & ~reached.reshape(n_rows, width)] = -np.inf
+        if unscored is not None:
+            probabilities[unscored] = -np.inf
         probabilities[:, 0] = -np.inf
         return probabilities
 

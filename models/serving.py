@@ -13,7 +13,9 @@ index over the item vectors (``models.retrieval``, built when the model is loade
 ``k`` candidates after its exclusions is ranked exactly instead. ``auto`` (the default) is
 ``ann`` when the directory holds the retrieval pair and the catalogue has at least
 ``models.retrieval.AUTO_MIN_ITEMS`` items, else ``exact``; directories exported before the
-pair existed always serve exactly.
+pair existed always serve exactly, and so, under ``auto``, do directories with a blend
+(``models.blend``: its numpy terms cost more than the full scores graph saves, and the index
+loses accuracy on it).
 
 History handling: histories are external item ids, oldest first; ids the vocabulary does
 not know map to the OOV index 0 and are then dropped (the model never saw index 0 inside a
@@ -42,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.blend import Blend, load_blend
+from models.blend import BLEND_META, Blend, load_blend
 from models.errors import (
     InvalidInputError,
     ModelDirectoryError,
@@ -190,6 +192,8 @@ def resolve_retrieval(mode: str, model_dir: ModelDirectory) -> str:
                 "checkpoint), or serve it with retrieval 'exact'"
             )
         return ANN
+    if model_dir.meta.get(BLEND_META):  # the blend's terms dominate the cost: ann saves
+        return EXACT                     # little and loses accuracy (docs/performance.md)
     return ANN if model_dir.has_encoder and model_dir.n_items >= AUTO_MIN_ITEMS else EXACT
 
 

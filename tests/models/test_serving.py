@@ -338,7 +338,10 @@ def test_ann_with_few_candidates_stays_close_to_exact(tmp_path: Path) -> None:
         assert scores == sorted(scores, reverse=True)
 
 
-def test_auto_serves_large_catalogues_through_the_index(model_dir: Path, monkeypatch) -> None:
+def test_auto_serves_large_catalogues_through_the_index(
+    model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    model_dir = _without_blend(model_dir, tmp_path / "neural")
     assert load_scorer(model_dir, device="cpu").retrieval == "exact"  # 40 items: exact
     monkeypatch.setattr(serving, "AUTO_MIN_ITEMS", N_ITEMS)
     scorer = load_scorer(model_dir, device="cpu")
