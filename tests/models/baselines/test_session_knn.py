@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from models.baselines import SessionKNN, SessionKNNConfig
+from models.baselines import SessionKNN, SessionKNNConfig, session_knn
 from models.errors import InvalidInputError
-from tests.models.conftest import make_sessions
+from tests.models.conftest import TINY_N_ITEMS, make_sessions
 
 
 def naive_stan(
@@ -85,3 +85,19 @@ def test_empty_or_unknown_prefix_falls_back_to_popularity() -> None:
 def test_bad_config_is_rejected() -> None:
     with pytest.raises(InvalidInputError):
         SessionKNNConfig(position_decay=0.0)
+
+
+def test_small_and_large_batches_score_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gathering each item's sessions (small batches) and the sparse product (large ones)
+    find the same neighbours with the same weights."""
+    knn = SessionKNN()
+    knn.fit(make_sessions(120, seed=7), TINY_N_ITEMS)
+    rng = np.random.default_rng(3)
+    prefixes = [rng.integers(0, TINY_N_ITEMS + 1, size=int(rng.integers(1, 7))).tolist()
+                for _ in range(20)]
+    monkeypatch.setattr(session_knn, "GATHER_MAX_ROWS", 0)  # sparse product
+    product = knn.neighbour_scores(prefixes)
+    monkeypatch.setattr(session_knn, "GATHER_MAX_ROWS", 100)  # gathering
+    gathered = knn.neighbour_scores(prefixes)
+    np.testing.assert_allclose(gathered, product, rtol=1e-12, atol=0)
+    assert (product > 0).sum() > 100
