@@ -76,6 +76,26 @@ def tiny_model_dir() -> Path:
     return root / "model"
 
 
+@functools.cache
+def tiny_blended_model_dir() -> Path:
+    """:func:`tiny_model_dir` with a blend (``models.blend``) of fixed weights, every term
+    on, its tables fitted on :func:`make_sessions`."""
+    import json
+
+    from models.neighbourhood import Neighbourhood, Transitions
+
+    out = tiny_model_dir().parent / "blended"
+    shutil.copytree(tiny_model_dir(), out)
+    meta = json.loads((out / "meta.json").read_text())
+    meta["blend"] = {
+        "weights": {"knn": 0.5, "rules": 0.2, "repeat": 0.1, "repeat_decay": 2.0},
+        "knn": Neighbourhood.fit(make_sessions(), TINY_N_ITEMS).save(out),
+        "rules": Transitions.fit(make_sessions(), TINY_N_ITEMS).save(out),
+    }
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
 def onnx_recommender() -> OnnxRecommender:
     """The exported tiny model, unfitted (``fit`` binds it to the catalogue)."""
     return OnnxRecommender(tiny_model_dir(), device="cpu")
@@ -109,6 +129,7 @@ def contract_factories() -> dict[str, Callable[[], SessionRecommender]]:
         for name in TEXT_ARCHITECTURES
     })
     factories["onnx"] = onnx_recommender
+    factories["onnx-blend"] = lambda: OnnxRecommender(tiny_blended_model_dir(), device="cpu")
     factories["reindexed-onnx"] = reindexed_onnx_recommender
     return factories
 
