@@ -67,27 +67,32 @@ async def take_adaptive(stream: Any, max_: int, within: float
             await stream.crash(exc)
         return value
 
+    enable_acks = stream.enable_acks
     stream.enable_acks = False
     stream.add_processor(add_to_buffer)
     stream._enable_passive(aiter(stream.channel))  # noqa: SLF001
     queue = stream.channel.queue
-    while not stream.should_stop:
-        await stream.wait_for_stopped(arrived, timeout=within)
-        if not buffer:
-            continue
-        await _gather_pending(buffer, full, queue, loop.time() + within)
-        consuming = loop.create_future()
-        try:
-            yield list(buffer)
-        finally:
-            events = list(buffer)
-            buffer.clear()
-            for event in events:
-                await stream.ack(event)
-            arrived.clear()
-            full.clear()
-            notify(consuming)
-            consumed.set()
+    try:
+        while not stream.should_stop:
+            await stream.wait_for_stopped(arrived, timeout=within)
+            if not buffer:
+                continue
+            await _gather_pending(buffer, full, queue, loop.time() + within)
+            consuming = loop.create_future()
+            try:
+                yield list(buffer)
+            finally:
+                events = list(buffer)
+                buffer.clear()
+                for event in events:
+                    await stream.ack(event)
+                arrived.clear()
+                full.clear()
+                notify(consuming)
+                consumed.set()
+    finally:  # as take_events: the stream as it was
+        stream.enable_acks = enable_acks
+        stream._processors.remove(add_to_buffer)  # noqa: SLF001
 
 
 async def _gather_pending(buffer: list[EventT], full: asyncio.Event, queue: Any,

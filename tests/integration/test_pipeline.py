@@ -162,9 +162,12 @@ def test_user_keyed_events_skip_the_rekey_hop_with_the_same_state_and_recommenda
 
     expected = offline_states(events, settings)
 
+    def user_doc(user: str) -> dict[str, Any] | None:
+        status, body = worker.get(f"/users/{user}")
+        return body if status == 200 else None  # 404 until the user's first event
+
     def applied() -> bool:
-        return all(state_matches(worker.get(f"/users/{user}")[1], state)
-                   for user, state in expected.items())
+        return all(state_matches(user_doc(user), state) for user, state in expected.items())
 
     wait_for(applied, 60, "every user's state, each event applied once")
     reader = TopicReader(settings, [settings.topic_recommendations])
