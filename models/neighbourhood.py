@@ -64,7 +64,7 @@ class Neighbourhood:
     >>> hood = Neighbourhood.fit([[1, 2, 3], [2, 3, 4]], n_items=4)
     >>> keys, values = hood.entries([[2]])
     >>> keys.tolist(), [round(v, 3) for v in values.tolist()]
-    ([1, 2, 3, 4], [0.158, 0.342, 0.342, 0.158])
+    ([1, 2, 3, 4], [0.08, 0.491, 0.298, 0.132])
     """
 
     def __init__(self, knn: SessionKNN, n_items: int) -> None:
