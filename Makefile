@@ -29,8 +29,12 @@ system-deps:
 demo: setup
 	$(VENV)/bin/streamrec demo
 
+# Two pytest processes (pytest-xdist), whole files each: most integration tests wait on the
+# broker's group timers rather than on a core, so two share the machine's cores well.
+# PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: setup system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 # The benchmark's regression guard (issue 6): quick runs, medians of 3, exit 3 below 2x the
 # naive baseline. A benchmark, not part of `make test`: see docs/performance.md.
