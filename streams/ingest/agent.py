@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import EventT
 
 from schemas.dead_letters import encode_dead_letter
 from schemas.events import DecodeLimits, Event
 from streams.clock import now_ms
 from streams.ingest.batch import (
+    Bundle,
     IngestBatch,
     Pseudonymiser,
     RawMessage,
@@ -124,7 +126,23 @@ class IngestAgent:
             clock.lap("ingest")
             clock.observe(self.metrics.stage_seconds)
             if direct and self.direct is not None:
-                await self.direct.apply(raw[0].partition, direct)
+                await self._apply_direct(self.direct, raw[0].partition, direct)
+
+    async def _apply_direct(self, path: DirectPath, partition: int, events: list[Event]
+                            ) -> None:
+        """Apply ``events`` to ``partition``'s state here; if the broker refuses that
+        micro-batch's records, hand them to the hop instead, so the state agent's actor
+        retries them as it retries its own (an ingest actor that crashed with it took the
+        worker down once the supervisor's restart budget was spent: a broker restart did)."""
+        try:
+            await path.apply(partition, events)
+        except KafkaError as exc:
+            log.warning("partition %d: applying %d events directly failed (%r); they take "
+                        "the events-by-user hop instead (counted as direct)", partition,
+                        len(events), exc)
+            await self.by_user_topic.send(key=f"p{partition}".encode(),
+                                          value=encode_bundle(Bundle(events=events)),
+                                          partition=partition)
 
     def _take_direct(self, batch: IngestBatch, raw: list[RawMessage]) -> list[Event]:
         """The events that skip the hop (taken out of ``batch``); counts both paths. An

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+from aiokafka.errors import UnknownError
 from prometheus_client import CollectorRegistry
 
 from schemas.events import Event
@@ -86,6 +87,17 @@ def test_events_in_their_users_partition_are_applied_directly_the_rest_rekeyed()
     assert bundled_ids(by_user) == {1: ["e2"]}
     assert routed(metrics, "direct") == 3
     assert routed(metrics, "rekeyed") == 1
+
+
+def test_events_the_broker_refused_on_the_direct_path_take_the_hop() -> None:
+    (mine,) = users_of(2, 1)
+
+    async def refused(partition: int, events: list[Event]) -> None:
+        raise UnknownError("the broker refused the changelog records")
+
+    _metrics, by_user = run(in_partition("views", 2, [view("e1", mine), view("e2", mine)]),
+                            DirectPath(owns=lambda partition: True, apply=refused))
+    assert bundled_ids(by_user) == {2: ["e1", "e2"]}  # and the ingest actor did not crash
 
 
 def test_a_state_partition_this_worker_does_not_own_keeps_the_hop() -> None:
