@@ -67,7 +67,9 @@ def make_events(now_ms: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def settings(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Settings:
-    settings = isolated_settings(broker.url, tmp_path, model_dir=tiny_model_dir, **FAST_GROUP)
+    # The experimental direct path on: this module checks it end to end (off by default).
+    settings = isolated_settings(broker.url, tmp_path, model_dir=tiny_model_dir,
+                                 skip_rekey_hop=True, **FAST_GROUP)
     create_topics(settings)
     return settings
 
