@@ -43,7 +43,7 @@ from streams.emit.recommendation import Emission, build_emission
 from streams.ingest.batch import Bundle, decode_bundle
 from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
-from streams.kafka.take import Take, take_adaptive
+from streams.kafka.take import Take, take_events
 from streams.ops.metrics import Metrics
 from streams.ops.stages import StageClock, observe_waits
 from streams.ranking.layer import observe_ranking
@@ -161,7 +161,7 @@ class StateAgent:
     is stale (e.g. the partition was recovered from its changelog meanwhile)."""
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     """Per partition: held by whichever micro-batch (re-keyed or direct) works on it."""
-    take: Take = take_adaptive
+    take: Take = take_events
     """Micro-batches of the stream (:mod:`streams.kafka.take`)."""
     waiting: dict[int, list[tuple[list[Event], asyncio.Future[None]]]] = field(
         default_factory=dict)
