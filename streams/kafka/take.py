@@ -2,8 +2,9 @@
 
 ``take_events(max_, within)`` returns a batch when it holds ``max_`` events or when
 ``within`` seconds have passed since the last batch — so an idle stream's first event
-waits out most of ``within`` (10 ms by default, at each of the two hops). :func:`take_adaptive`
-yields a batch as soon as nothing more is pending for the actor: its channel's queue (the
+waits out most of ``within`` (10 ms by default). The ingest agent uses
+:func:`take_adaptive`, which yields a batch as soon as nothing more is pending for the
+actor: its channel's queue (the
 records already fetched for its partition) is empty and the buffer stopped growing. An idle
 stream gets batches of one event at once; a backlog fills batches up to ``max_`` (or for at
 most ``within``), as before.

@@ -13,6 +13,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from streams.ingest.agent import IngestAgent, IngestConfig
+from streams.kafka.take import take_events
 from streams.ops.metrics import create_metrics
 from streams.settings import Settings
 
@@ -35,11 +36,6 @@ class OneBatch:
         yield self.events
 
 
-def faust_take(stream: OneBatch, max_: int, within: float) -> AsyncIterator[list[Any]]:
-    """The agent's ``take`` for :class:`OneBatch`: its ``take_events``."""
-    return stream.take_events(max_, within)
-
-
 def message(topic: str, offset: int, age_s: float, value: dict[str, Any]) -> Any:
     stamp = time.time() - age_s
     return SimpleNamespace(message=SimpleNamespace(
@@ -55,7 +51,7 @@ def test_only_input_events_are_timed_as_input_wait() -> None:
     batch = [message("views", 1, 0.05, view), message("items", 7, 600.0, item)]
     metrics = create_metrics(CollectorRegistry())
     agent = IngestAgent(IngestConfig.from_settings(Settings()), metrics, RecordingTopic(),
-                        RecordingTopic(), take=faust_take)
+                        RecordingTopic(), take=take_events)
     asyncio.run(agent(OneBatch(batch)))  # type: ignore[arg-type]
     registry = metrics.registry
     waits = registry.get_sample_value("streamrec_stage_seconds_count", {"stage": "input_wait"})

@@ -15,12 +15,12 @@ from schemas.events import Event
 from streams.ingest.agent import DirectPath, IngestAgent, IngestConfig
 from streams.ingest.batch import decode_bundle
 from streams.kafka.partitioning import user_partition
+from streams.kafka.take import take_events
 from streams.ops.metrics import Metrics, create_metrics
 from streams.settings import Settings
 from tests.streams.ingest.test_agent_stages import (
     OneBatch,
     RecordingTopic,
-    faust_take,
     message,
 )
 
@@ -62,7 +62,7 @@ def run(batch: list[Any], direct: DirectPath | None, topic_partitions: int = PAR
     metrics = create_metrics(CollectorRegistry())
     by_user = RecordingTopic()
     agent = IngestAgent(IngestConfig.from_settings(settings), metrics, by_user,
-                        RecordingTopic(), direct, take=faust_take)
+                        RecordingTopic(), direct, take=take_events)
     asyncio.run(agent(OneBatch(batch)))  # type: ignore[arg-type]
     return metrics, by_user
 
@@ -138,7 +138,7 @@ def test_dead_letters_are_unchanged_by_the_direct_path() -> None:
     metrics = create_metrics(CollectorRegistry())
     dead = RecordingTopic()
     agent = IngestAgent(IngestConfig.from_settings(Settings(topic_partitions=PARTITIONS)),
-                        metrics, RecordingTopic(), dead, recorder.path(), take=faust_take)
+                        metrics, RecordingTopic(), dead, recorder.path(), take=take_events)
     asyncio.run(agent(OneBatch([*batch, bad])))  # type: ignore[arg-type]
     assert [orjson.loads(d["value"])["reason"] for d in dead.sent] == ["missing_field"]
     assert [[e.event_id for e in evs] for _p, evs in recorder.applied] == [["e1"]]
