@@ -3,7 +3,8 @@
 The ledger lives in the user's record (:class:`streams.state.batch.UserRecord`), so it is
 written with the user's state in the same RocksDB write and changelog record: after a crash
 it comes back exactly as far as the state does, and an interaction replayed after a crash
-finds its credit already in :attr:`Shown.credited` (no attribution lost or counted twice).
+finds its credit already in :attr:`Shown.credited`: it is not counted twice, and its record
+is announced again in case the crash lost it (:func:`streams.attribution.match.replay`).
 
 Bounded: :meth:`Ledger.record` keeps the newest ``capacity`` recommendations
 (``STREAMREC_ATTRIBUTION_LEDGER_SIZE``), and ``credited`` holds at most three keys per shown

@@ -17,6 +17,12 @@ Each ``(recommendation, item, event type)`` is credited at most once: the key go
 recommendation's :attr:`~streams.attribution.ledger.Shown.credited`, which is stored with
 the user's state, so an interaction replayed after a crash cannot count twice.
 
+A crash can land after the state (with its credits) was written and before the attribution
+records were acknowledged; the interaction then comes back as a duplicate. :func:`replay`
+announces again the credits such an interaction may have earned (keys already in
+``credited``), so the log loses none; the report collapses what it gets twice (one
+attribution per ``recommendation_id:item_id:event_type``).
+
 Cost: :func:`attribute` runs for every touched user. A batch without a click, add_to_cart or
 purchase, or a user without a recommendation, returns at once (at most one pass over the
 events, about 0.4 µs for five); otherwise each interaction costs a scan of the ledger (at
@@ -154,6 +160,51 @@ def attribute(
     if not credits:
         return ledger, []
     return ledger.with_credited(added), credits
+
+
+def replay(ledger: Ledger, events: Sequence[Event], windows: AttributionWindows
+           ) -> list[Credit]:
+    """The credits one user's replayed (duplicate) events earned when first applied, found
+    in ``ledger``: by id as :func:`attribute` matches, else the newest recommendation that
+    credited the key and whose window holds the event. Only keys already credited come back,
+    so nothing is credited that the ledger does not hold; the ledger is unchanged."""
+    if not ledger.shown:
+        return []
+    shown = ledger.shown
+    window_ms = windows.window_ms()
+    announced: set[tuple[str, str, str]] = set()
+    credits: list[Credit] = []
+    for event in events:
+        window = window_ms.get(event.event_type)
+        item_id = event.item_id
+        if window is None or item_id is None:
+            continue
+        key = (item_id, str(event.event_type))
+        match = _by_id(shown, event, item_id)
+        if match is None:
+            match = _credited_in_window(shown, event, item_id, key, window)
+        if match is None or key not in match[0].credited:
+            continue
+        target, position, delay, matched_by = match
+        if (target.recommendation_id, *key) in announced:
+            continue
+        announced.add((target.recommendation_id, *key))
+        credits.append(Credit(target, item_id, position, event, delay, _revenue(event),
+                              matched_by))
+    return credits
+
+
+def _credited_in_window(
+    shown: tuple[Shown, ...], event: Event, item_id: str, key: tuple[str, str], window: int
+) -> tuple[Shown, int, int, str] | None:
+    """The newest recommendation that credited ``key`` with the event inside its window."""
+    for candidate in reversed(shown):
+        delay = event.timestamp_ms - candidate.generated_at_ms
+        if key in candidate.credited and 0 <= delay <= window:
+            position = candidate.position(item_id)
+            if position is not None:
+                return candidate, position, delay, BY_WINDOW
+    return None
 
 
 def _by_id(

@@ -36,7 +36,7 @@ from schemas.events import Event
 from schemas.feedback import Attribution, Served, encode_feedback
 from schemas.recommendations import recommendation_id_for
 from streams.attribution.ledger import Ledger, Shown
-from streams.attribution.match import AttributionWindows, Credit, attribute
+from streams.attribution.match import AttributionWindows, Credit, attribute, replay
 from streams.candidates.session import Candidates, candidates_for
 from streams.clock import now_ms
 from streams.emit.recommendation import Emission, build_emission
@@ -251,7 +251,7 @@ class StateAgent:
             output.recommendations.append((user, None))
         clock.lap("state")
         await self._score_and_emit(update, board, output, group_by_user(update.fresh_events),
-                                   clock)
+                                   clock, group_by_user(update.replayed_events))
         self._sweep_expired(users, output, len(decoded))
 
         users.write(output.user_changes)
@@ -301,6 +301,7 @@ class StateAgent:
     async def _score_and_emit(
         self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput,
         fresh: dict[str, list[Event]], clock: StageClock | None = None,
+        replayed: dict[str, list[Event]] | None = None,
     ) -> None:
         clock = clock or StageClock()
         config, metrics = self.config, self.metrics
@@ -332,7 +333,8 @@ class StateAgent:
             arm = arm_of[user]
             emission = self._emission(user, record, scored[user], arm, candidates[user],
                                       board, generated)
-            ledger = self._attribute(user, record.ledger, fresh.get(user, ()), output)
+            ledger = self._attribute(user, record.ledger, fresh.get(user, ()), output,
+                                     (replayed or {}).get(user, ()))
             ledger = self._remember(ledger, emission, arm, scored[user], generated)
             output.user_changes[emission.key] = UserRecord(
                 record.state, emission.value, ledger).to_bytes()
@@ -390,10 +392,16 @@ class StateAgent:
                                   recommendation_id=rid, experiment=arm.experiment_ref)
 
     def _attribute(self, user: str, ledger: Ledger, events: Sequence[Event],
-                   output: BatchOutput) -> Ledger:
+                   output: BatchOutput, replayed: Sequence[Event] = ()) -> Ledger:
         """Credit this batch's clicks, carts and purchases to the recommendations that showed
-        the items (judged against what was shown before this batch's new list)."""
-        ledger, credits = attribute(ledger, events, self.config.attribution_windows)
+        the items (judged against what was shown before this batch's new list). Replayed
+        events announce their credits again, uncounted: the records may have been lost in a
+        crash after the state was written (:func:`streams.attribution.match.replay`)."""
+        windows = self.config.attribution_windows
+        if replayed:
+            for credit in replay(ledger, replayed, windows):
+                output.feedback.append((user, encode_feedback(_attribution(user, credit))[1]))
+        ledger, credits = attribute(ledger, events, windows)
         for credit in credits:
             output.feedback.append((user, encode_feedback(_attribution(user, credit))[1]))
             labels = (credit.shown.experiment or "none", credit.shown.variant or "none")

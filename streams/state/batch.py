@@ -129,6 +129,9 @@ class BatchUpdate:
 
     users: dict[str, UserRecord] = field(default_factory=dict)
     fresh_events: list[Event] = field(default_factory=list)
+    replayed_events: list[Event] = field(default_factory=list)
+    """Duplicates (already in their user's state): a crash may have lost the attribution
+    records they earned, which their replay announces again."""
     outcomes: Counter[Outcome] = field(default_factory=Counter)
 
 
@@ -153,7 +156,9 @@ def apply_batch(
         for event in user_events:
             state, outcome = apply_event(state, event, bounds)
             update.outcomes[outcome] += 1
-            if outcome is not Outcome.DUPLICATE:
+            if outcome is Outcome.DUPLICATE:
+                update.replayed_events.append(event)
+            else:
                 update.fresh_events.append(event)
         if state is None:  # unreachable: apply_event always returns a state
             continue

@@ -10,7 +10,14 @@ import pytest
 
 from schemas.events import Event, EventType
 from streams.attribution.ledger import Ledger, Shown
-from streams.attribution.match import BY_ID, BY_WINDOW, AttributionWindows, Credit, attribute
+from streams.attribution.match import (
+    BY_ID,
+    BY_WINDOW,
+    AttributionWindows,
+    Credit,
+    attribute,
+    replay,
+)
 from streams.settings import Settings
 from streams.state.bounds import InvalidBoundsError
 
@@ -138,6 +145,43 @@ def test_each_key_is_credited_once_and_recorded_in_the_ledger() -> None:
     # replayed after a crash (not deduplicated): nothing counts twice
     again, more = attribute(ledger, events, WINDOWS)
     assert more == [] and again is ledger
+
+
+# --- replay after a crash -------------------------------------------------------------------
+
+
+def test_replayed_events_announce_again_exactly_the_credits_they_earned() -> None:
+    """A crash after the state (with its credits) was written, before the attribution
+    records were acknowledged: the redelivered duplicates give the same records back."""
+    events = [ev("x", T0 + MIN, eid="e1"), ev("x", T0 + 2 * MIN, eid="e2"),
+              ev("x", T0 + 3 * MIN, CART, eid="e3"),
+              ev("b", T0 + 4 * MIN, eid="e4", recommendation_id="r-old"),
+              ev("b", T0 + 5 * MIN, eid="e5"), ev("z", T0 + 6 * MIN, eid="e6"),
+              ev("b", T0 + 7 * MIN, PURCHASE, eid="e7", price=4.0)]
+    ledger, credits = attribute(LEDGER, events, WINDOWS)
+    # the new recommendation this batch made is recorded after its credits
+    ledger = ledger.record(Shown("r-next", T0 + 8 * MIN, "exp", "B", "gru4rec", "3",
+                                 ("b", "x")), capacity=8)
+    replayed = replay(ledger, events, WINDOWS)
+
+    def described(found: list[Credit]) -> list[tuple[str, int, int, float | None, str]]:
+        return [(c.key, c.position, c.delay_ms, c.revenue, c.matched_by) for c in found]
+
+    assert described(replayed) == described(credits)
+    assert [c.event.event_id for c in replayed] == ["e1", "e3", "e4", "e5", "e7"]
+
+
+def test_replay_announces_only_credited_keys_and_each_once() -> None:
+    # nothing credited yet: a replay credits nothing (that is attribute's job)
+    assert replay(LEDGER, [ev("x", T0 + MIN), ev("b", T0 + MIN, eid="e2",
+                                                  recommendation_id="r-old")], WINDOWS) == []
+    assert replay(Ledger(), [ev("x", T0 + MIN)], WINDOWS) == []
+    ledger, _ = attribute(LEDGER, [ev("x", T0 + MIN)], WINDOWS)
+    twice = replay(ledger, [ev("x", T0 + MIN), ev("x", T0 + 2 * MIN, eid="e2")], WINDOWS)
+    assert [c.key for c in twice] == ["r-new:x:click"]
+    # outside the window, or an item not shown: nothing
+    late = T0 + int(WINDOWS.click_s * 1000) + 1
+    assert replay(ledger, [ev("x", late), ev("q", T0 + MIN)], WINDOWS) == []
 
 
 def test_a_credited_key_by_id_does_not_fall_through_to_the_window() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from schemas.control import Experiment, Variant
@@ -146,7 +147,8 @@ def test_clicks_and_purchases_are_credited_once_to_the_recommendation_that_showe
         Event("c3", EventType.CLICK, "u1", "sku-never-shown", later + 3),
     ]
     asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(events=events))])))
-    # the same click redelivered in a later batch (its event id is a duplicate) earns nothing
+    # the same click redelivered in a later batch (its event id is a duplicate) earns
+    # nothing new: its credit is announced again, uncounted, and the report collapses it
     asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(events=events[:1]))])))
 
     credits = [r for r in (decode_feedback(v) for _k, v in sent(producer, "streamrec.feedback"))
@@ -154,13 +156,60 @@ def test_clicks_and_purchases_are_credited_once_to_the_recommendation_that_showe
     assert [(c.item_id, c.event_type, c.position, c.matched_by, c.revenue) for c in credits] == [
         (shown[2], "click", 3, "recommendation_id", None),
         (shown[0], "purchase", 1, "window", 25.0),
+        (shown[2], "click", 3, "recommendation_id", None),
     ]
+    assert credits[2] == credits[0]
     variant = EXPERIMENT.variant_for("u1").name
     assert all(c.recommendation_id == first["recommendation_id"] and c.variant == variant
                and c.experiment == "spring" and 5_000 < c.delay_ms <= 10_002 for c in credits)
     metrics = agent.metrics
     assert metrics.attributed.labels("spring", variant, "click")._value.get() == 1
     assert metrics.attributed_revenue.labels("spring", variant)._value.get() == 25.0
+
+
+@dataclass
+class FeedbackRefusingProducer(RecordingProducer):
+    """Refuses the feedback topic's record batches while ``refuse`` is set (a crash after
+    the state was written and before its attribution records were acknowledged)."""
+
+    refuse: bool = True
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int
+                         ) -> asyncio.Future[Any]:
+        if self.refuse and topic == "streamrec.feedback":
+            raise KafkaTimeoutError("feedback not acknowledged")
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def test_attributions_lost_after_the_state_was_written_come_back_with_the_redelivery(
+        tmp_path: Path, models: dict[str, FixedScorer]) -> None:
+    agent, _, _ = make_agent(tmp_path, experiment_plan(models))
+    producer = agent.producer = FeedbackRefusingProducer(refuse=False)
+    now = int(time.time() * 1000)
+    asyncio.run(agent.process(bundle_event([views(["u1"], now)])))
+    (first,) = [orjson.loads(v) for _k, v in sent(producer, "recommendations")]
+    shown = [i["item_id"] for i in first["items"]]
+    events = [
+        Event("c1", EventType.CLICK, "u1", shown[1], now + 10_000,
+              properties={"recommendation_id": first["recommendation_id"]}),
+        Event("p1", EventType.PURCHASE, "u1", shown[3], now + 10_001,
+              properties={"price": 3.0}),  # by the window rule
+    ]
+    batch = bundle_event([encode_bundle(Bundle(events=events))])
+    producer.refuse = True
+    with pytest.raises(KafkaTimeoutError):
+        asyncio.run(agent.process(batch))
+    producer.refuse = False
+    asyncio.run(agent.process(batch))  # redelivered: every event is a duplicate now
+
+    credits = [r for r in (decode_feedback(v) for _k, v in sent(producer, "streamrec.feedback"))
+               if isinstance(r, Attribution)]
+    assert [(c.recommendation_id, c.item_id, c.event_type, c.revenue) for c in credits] == [
+        (first["recommendation_id"], shown[1], "click", None),
+        (first["recommendation_id"], shown[3], "purchase", 3.0),
+    ]
+    # the state had been written before the refusal: the redelivery was all duplicates
+    assert agent.metrics.duplicates_dropped._value.get() == 2
 
 
 def test_a_shadow_scores_every_user_and_writes_only_to_the_shadow_topic(
