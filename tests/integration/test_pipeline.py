@@ -66,10 +66,12 @@ def make_events(now_ms: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Settings:
-    # The experimental direct path on: this module checks it end to end (off by default).
+def settings(request: pytest.FixtureRequest, broker: EmbeddedBroker, tmp_path: Path,
+             tiny_model_dir: Path) -> Settings:
+    """The default settings (direct path on), or with ``skip_rekey_hop`` as parametrized."""
+    skip_rekey_hop = getattr(request, "param", True)
     settings = isolated_settings(broker.url, tmp_path, model_dir=tiny_model_dir,
-                                 skip_rekey_hop=True, **FAST_GROUP)
+                                 skip_rekey_hop=skip_rekey_hop, **FAST_GROUP)
     create_topics(settings)
     return settings
 
@@ -84,6 +86,8 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
         process.stop()
 
 
+@pytest.mark.parametrize("settings", [True, False], ids=["default", "hop-only"],
+                         indirect=True)
 def test_events_in_recommendations_out(settings: Settings, worker: WorkerProcess) -> None:
     now_ms = int(time.time() * 1000)
     events = make_events(now_ms)
@@ -137,6 +141,13 @@ def test_events_in_recommendations_out(settings: Settings, worker: WorkerProcess
     metrics_text = fetch_text(worker.base_url + "/metrics")
     assert 'streamrec_dead_letters_total{reason="invalid_json"} 1.0' in metrics_text
     assert "streamrec_recommendations_emitted_total" in metrics_text
+    def every_event_routed() -> dict[str, float]:
+        routed = metric_values(worker.base_url, "streamrec_events_routed_total", "path")
+        return routed if sum(routed.values()) == len(events) else {}
+
+    routed = wait_for(every_event_routed, 30, "every valid event routed to the state")
+    if not settings.skip_rekey_hop:
+        assert routed.get("direct", 0) == 0
 
 
 def test_user_keyed_events_skip_the_rekey_hop_with_the_same_state_and_recommendations(
