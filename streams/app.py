@@ -352,6 +352,7 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
         metrics.catalog_updates.labels(kind=kind)
     for reason in RejectReason:
         metrics.rules_rejected.labels(reason=reason.value)
+        metrics.control_rejected.labels(reason=reason.value)
     for outcome in ("ok", "failed"):
         metrics.model_loads.labels(outcome=outcome)
     outside = (NO_EXPERIMENT, NO_EXPERIMENT)  # every family visible from the start
@@ -369,7 +370,7 @@ def _preinitialise_label_sets(metrics: Metrics) -> None:
 def _wire_agents(worker: Worker) -> None:
     settings, app = worker.settings, worker.app
     inputs = app.topic(*settings.input_topics, settings.topic_user_erasure,
-                       settings.topic_items, settings.topic_rules,
+                       settings.topic_items, settings.topic_rules, settings.topic_control,
                        key_type=bytes, value_type=bytes)
     by_user = app.topic(settings.topic_events_by_user, key_type=bytes, value_type=bytes,
                         partitions=settings.topic_partitions)

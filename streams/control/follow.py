@@ -12,7 +12,8 @@ fresh read costs milliseconds and cannot disagree with the topic.
 once after the initial read (also when the topic is empty, so the worker knows it has heard
 from the topic), then after every fetch that changed it. It runs on the event loop, so it
 must be quick (hand loading a model to a thread). A record that breaks
-``control.schema.json`` is logged and skipped; nothing is dead-lettered for this topic.
+``control.schema.json`` is logged and skipped here; the ingest agent, which reads the topic
+in the worker group, dead-letters it once (``streamrec_control_rejected_total``).
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ class IngestConfig:
     batch_max_seconds: float
     pseudonymiser: Pseudonymiser | None
     rules_topic: str | None = None
+    control_topic: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
@@ -81,6 +82,7 @@ class IngestConfig:
             batch_max_seconds=settings.batch_max_seconds,
             pseudonymiser=Pseudonymiser(key.encode("utf-8")) if key else None,
             rules_topic=settings.topic_rules,
+            control_topic=settings.topic_control,
         )
 
 
@@ -97,9 +99,12 @@ class IngestAgent:
 
     @property
     def catalogue_topics(self) -> frozenset[str]:
-        """Items and rules: validated here too, but not events (no wait of theirs is an
-        event's: a catalogue published before the worker started would read as minutes)."""
-        return frozenset(t for t in (self.config.items_topic, self.config.rules_topic) if t)
+        """Items, rules and control: validated here too, but not events (no wait of theirs
+        is an event's: a catalogue published before the worker started would read as
+        minutes)."""
+        config = self.config
+        return frozenset(t for t in (config.items_topic, config.rules_topic,
+                                     config.control_topic) if t)
 
     async def __call__(self, stream: faust.StreamT) -> None:
         config = self.config
@@ -120,6 +125,7 @@ class IngestAgent:
                 erasure_topic=config.erasure_topic,
                 items_topic=config.items_topic,
                 rules_topic=config.rules_topic,
+                control_topic=config.control_topic,
             )
             direct = self._take_direct(batch, raw)
             await self._send(batch)
@@ -194,6 +200,7 @@ class IngestAgent:
             )
             rejected = {self.config.items_topic: metrics.items_rejected,
                         self.config.rules_topic: metrics.rules_rejected,
+                        self.config.control_topic: metrics.control_rejected,
                         }.get(message.topic, metrics.events_rejected)
             rejected.labels(reason=reason).inc()
             metrics.dead_letters.labels(reason=reason).inc()

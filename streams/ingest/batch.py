@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from schemas.contract import is_valid_id
+from schemas.control import decode_control
 from schemas.events import DecodeLimits, Event, EventType, Rejection, decode_event
 from schemas.items import decode_item
 from schemas.reasons import RejectReason
@@ -87,6 +88,7 @@ def ingest(
     erasure_topic: str | None = None,
     items_topic: str | None = None,
     rules_topic: str | None = None,
+    control_topic: str | None = None,
 ) -> IngestBatch:
     """Decode every message; group valid events by owning partition, collect dead letters.
 
@@ -94,8 +96,8 @@ def ingest(
     routed to the partition of the user they name, like events. Messages from
     ``items_topic`` are only validated here, so that a bad catalogue record is dead-lettered
     once — by the one worker whose group owns its partition; every worker's catalogue reader
-    applies the good ones (:mod:`streams.catalog`). Messages from ``rules_topic`` likewise
-    (:mod:`streams.rules`).
+    applies the good ones (:mod:`streams.catalog`). Messages from ``rules_topic`` and
+    ``control_topic`` likewise (:mod:`streams.rules`, :mod:`streams.control`).
     """
     batch = IngestBatch()
     for message in messages:
@@ -107,6 +109,9 @@ def ingest(
             continue
         if message.topic == rules_topic:
             _check(batch, message, decode_rule(message.key, message.value), "rule")
+            continue
+        if message.topic == control_topic:
+            _check(batch, message, decode_control(message.key, message.value), "control")
             continue
         decoded = decode_event(message.value, message.topic, limits, now_ms)
         if isinstance(decoded, Rejection):

@@ -99,6 +99,7 @@ class Metrics:
     text_encoder_up: Gauge
     rule_applied: Counter
     rules_rejected: Counter
+    control_rejected: Counter
     ranking_seconds: Histogram
     recommendation_diversity: Histogram
     searches_steering: Counter
@@ -450,6 +451,12 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         rules_rejected=Counter(
             name("rules_rejected"),
             "Rule records sent to the dead-letter topic, by reason.",
+            ["reason"], registry=registry,
+        ),
+        control_rejected=Counter(
+            name("control_rejected"),
+            "Control-topic records (promotions, experiments) sent to the dead-letter topic, "
+            "by reason.",
             ["reason"], registry=registry,
         ),
     )

@@ -184,9 +184,24 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     bad = registry.publish(broken_version(tiny_model_dir, tmp_path / "bad")).version
     promote(settings, v1)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
-    reader = TopicReader(settings, [settings.topic_recommendations])
+    reader = TopicReader(settings, [settings.topic_recommendations,
+                                    settings.topic_dead_letter])
     try:
         worker.wait_ready()
+        # A control record that does not decode: skipped by every worker's control reader,
+        # dead-lettered once by the worker group, counted; the promotion stays in force.
+        produce(settings, [(settings.topic_control, b"promotion", b'{"kind": "promot')])
+
+        def dead_lettered() -> list[dict[str, Any]]:
+            reader.poll()
+            return reader.values(settings.topic_dead_letter)
+
+        (letter,) = wait_for(dead_lettered, 60, "the bad control record dead-lettered")
+        assert (letter["reason"], letter["source"]["topic"]) == (
+            "invalid_json", settings.topic_control)
+        assert metric_values(worker.base_url, "streamrec_control_rejected_total",
+                             "reason")["invalid_json"] == 1
+        assert worker.get("/readyz")[1]["models"]["promoted"] == v1
         promote(settings, bad, (v1,))
 
         def failed() -> dict[str, Any] | None:
@@ -209,6 +224,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
         messages = wait_for(lambda: len(recommended()) >= USERS and recommended(), 60,
                             "recommendations after the failed promotion")
         assert {m["model"]["version"] for m in messages} == {v1}
+        assert len(dead_lettered()) == 1  # dead-lettered once, not by every reader
         promote(settings, v1, (), "rollback")
         wait_for(lambda: metric_values(worker.base_url, "streamrec_model_load_failed",
                                        "instance") == {"": 0.0}, 30,
