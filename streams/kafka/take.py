@@ -78,7 +78,7 @@ async def take_adaptive(stream: Any, max_: int, within: float
             await stream.wait_for_stopped(arrived, timeout=within)
             if not buffer:
                 continue
-            await _gather_pending(buffer, full, queue, loop.time() + within)
+            await _gather_pending(buffer, full, queue, loop.time() + within, arrived)
             consuming = loop.create_future()
             try:
                 yield list(buffer)
@@ -97,20 +97,32 @@ async def take_adaptive(stream: Any, max_: int, within: float
 
 
 async def _gather_pending(buffer: list[EventT], full: asyncio.Event, queue: Any,
-                          deadline: float) -> None:
+                          deadline: float, arrived: asyncio.Event) -> None:
     """Let the stream move what is already fetched into ``buffer``: return when it is
     full, when the deadline passed, or when the queue is empty and nothing came in for
-    :data:`MAX_IDLE_TURNS` loop turns."""
+    :data:`MAX_IDLE_TURNS` loop turns. Records pending that do not arrive within those
+    turns (the stream is busy elsewhere) are waited for on ``arrived``, which the stream
+    sets per record added, not by spinning the loop until the deadline."""
     loop = asyncio.get_running_loop()
     idle_turns, seen = 0, len(buffer)
     while not full.is_set() and loop.time() < deadline:
-        await asyncio.sleep(0)
-        if len(buffer) > seen or not queue.empty():
-            idle_turns, seen = 0, len(buffer)
+        if idle_turns >= MAX_IDLE_TURNS:  # pending, but not coming: wait, do not spin
+            arrived.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await arrived.wait()
+            except TimeoutError:
+                return
         else:
+            await asyncio.sleep(0)
+        if len(buffer) > seen:
+            idle_turns, seen = 0, len(buffer)
+        elif queue.empty():
             idle_turns += 1
             if idle_turns >= MAX_IDLE_TURNS:
                 return
+        else:
+            idle_turns = min(idle_turns + 1, MAX_IDLE_TURNS)
 
 
 def take_events(stream: Any, max_: int, within: float) -> AsyncIterator[list[EventT]]:
