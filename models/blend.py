@@ -127,14 +127,7 @@ class Blend:
         first, as the neural model drops them."""
         width = logits.shape[1]
         rows = [[i for i in row if i] for row in rows]
-        w = self.weights
-        terms: list[tuple[float, Entries]] = []
-        if w.knn > 0 and self.neighbourhood is not None:
-            terms.append((w.knn, self.neighbourhood.entries(rows)))
-        if w.rules > 0 and self.transitions is not None:
-            terms.append((w.rules, self.transitions.entries(rows)))
-        if w.repeat > 0:
-            terms.append((w.repeat, history_entries(rows, width, w.repeat_decay)))
+        terms = self._terms(rows, width)
         flat = logits.reshape(-1)  # a view: writes reach logits
         unscored = None
         if rescore is not None:
@@ -153,6 +146,67 @@ class Blend:
             probabilities[unscored] = -np.inf
         probabilities[:, 0] = -np.inf
         return probabilities
+
+
+    def apply_sparse(
+        self, keys: npt.NDArray[np.int64], logits: npt.NDArray[np.float32],
+        rows: Sequence[Sequence[int]], width: int, rescore: Rescore,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """:meth:`apply`'s ``ann`` mode without the dense ``(B, width)`` matrix: ``keys``
+        (``row * width + item``, distinct, item >= 1) are the retrieved candidates and
+        ``logits`` their neural scores. Returns the sorted distinct keys of the candidates
+        plus every item a term scores (its logit from ``rescore``) and their blended scores:
+        the same numbers :meth:`apply` gives those entries (every other entry is ``-inf``
+        there), at a cost that grows with the candidates, not the catalogue."""
+        rows = [[i for i in row if i] for row in rows]
+        terms = self._terms(rows, width)
+        all_keys = np.unique(np.concatenate([keys, *(k for _, (k, _) in terms)]))
+        all_keys = all_keys[all_keys % width != 0]
+        scores = np.full(len(all_keys), np.nan, dtype=np.float32)
+        scores[np.searchsorted(all_keys, keys)] = logits
+        missing = np.isnan(scores)
+        if missing.any():
+            asked = all_keys[missing]
+            scores[missing] = rescore(asked // width, asked % width)
+        probabilities = _softmax_segments(scores, all_keys // width)
+        for weight, (term_keys, values) in terms:
+            term_keys, values = term_keys[term_keys % width != 0], values[term_keys % width != 0]
+            probabilities[np.searchsorted(all_keys, term_keys)] += (
+                np.float32(weight) * values.astype(np.float32))
+        return all_keys, probabilities
+
+    def _terms(self, rows: Sequence[Sequence[int]], width: int) -> list[tuple[float, Entries]]:
+        w = self.weights
+        terms: list[tuple[float, Entries]] = []
+        if w.knn > 0 and self.neighbourhood is not None:
+            terms.append((w.knn, self.neighbourhood.entries(rows)))
+        if w.rules > 0 and self.transitions is not None:
+            terms.append((w.rules, self.transitions.entries(rows)))
+        if w.repeat > 0:
+            terms.append((w.repeat, history_entries(rows, width, w.repeat_decay)))
+        return terms
+
+
+def _softmax_segments(scores: npt.NDArray[np.float32], segment: npt.NDArray[np.int64]
+                      ) -> npt.NDArray[np.float32]:
+    """Softmax of ``scores`` within each run of equal ``segment`` (sorted), in place; NaN
+    and ``-inf`` count as 0 probability, like :func:`softmax_rows`.
+
+    >>> _softmax_segments(np.array([0.0, 0.0, 5.0], dtype=np.float32),
+    ...                   np.array([0, 0, 1])).tolist()
+    [0.5, 0.5, 1.0]
+    """
+    if not len(scores):
+        return scores
+    scores[np.isnan(scores)] = -np.inf
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    which = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(scores)]))
+    top = np.maximum.reduceat(scores, starts)
+    scores -= np.where(np.isfinite(top), top, 0)[which]
+    np.exp(scores, out=scores)
+    sums = np.add.reduceat(scores, starts)
+    scores *= (1.0 / np.maximum(sums, np.finfo(np.float32).tiny))[which]
+    return scores
 
 
 def load_blend(model_dir: Path, meta: dict[str, Any], n_items: int) -> Blend | None:

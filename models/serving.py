@@ -287,14 +287,33 @@ class OnnxScorer:
         if self._retriever is None:
             scores = self.score_indices(rows)
             return scores if self.blend is None else self.blend.apply(scores, rows)
+        out = np.full((len(rows), self.n_items + 1), -np.inf, dtype=np.float32)
+        if self.blend is not None:  # the very numbers the stream ranks (_sparse_blend)
+            keys, blended = self._sparse_blend(rows)
+            out.reshape(-1)[keys] = blended
+            return out
         queries = self.encode_indices(rows)  # (B, d)
         items, found_scores = self._retriever.candidate_scores(queries)  # (B, C)
-        out = np.full((len(rows), self.n_items + 1), -np.inf, dtype=np.float32)
         found = items >= 0
         out[np.nonzero(found)[0], items[found]] = found_scores[found]
-        if self.blend is None:
-            return out
-        return self.blend.apply(out, rows, functools.partial(_rescore, self._retriever, queries))
+        return out
+
+    def _sparse_blend(self, rows: Sequence[Sequence[int]]
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``ann`` mode with a blend: sorted keys ``row * (n_items + 1) + item`` of the
+        retrieved candidates plus the items the blend's terms score, and their blended
+        scores (``models.blend.Blend.apply_sparse``: no ``(B, n_items + 1)`` matrix)."""
+        if self._retriever is None or self.blend is None:
+            raise InvalidInputError(f"{self.name}: _sparse_blend needs ann and a blend")
+        width = self.n_items + 1
+        queries = self.encode_indices(rows)  # (B, d)
+        items, found_scores = self._retriever.candidate_scores(queries)  # (B, C)
+        found = items >= 0
+        keys = np.nonzero(found)[0].astype(np.int64) * width + items[found]
+        order = np.argsort(keys, kind="stable")
+        return self.blend.apply_sparse(
+            keys[order], found_scores[found][order].astype(np.float32), rows, width,
+            functools.partial(_rescore, self._retriever, queries))
 
     def _blended_top(
         self, rows: Sequence[Sequence[int]], k: int, excluded: Sequence[Sequence[int]] | None
@@ -311,8 +330,12 @@ class OnnxScorer:
         for group in groups:
             sub = [rows[r] for r in group]
             sub_excluded = None if excluded is None else [excluded[r] for r in group]
-            scores = self.candidate_scores(sub)  # (b, n_items + 1)
-            ranked = _ranked(scores, k, sub_excluded)
+            if self._retriever is None:
+                ranked = _ranked(self.candidate_scores(sub), k, sub_excluded)
+            else:
+                keys, blended = self._sparse_blend(sub)
+                ranked = _ranked_sparse(keys, blended, self.n_items + 1, len(sub), k,
+                                        sub_excluded)
             short = [j for j, (items, _) in enumerate(ranked)
                      if self._retriever is not None and len(items) < min(k, self.n_items)]
             if short and self._retriever is not None:
@@ -398,6 +421,30 @@ def _ranked(
             keep &= ~np.isin(row, np.asarray(excluded[r], dtype=np.int64))
         out.append((row[keep].astype(np.int64), row_scores[keep]))
     return out
+
+
+def _ranked_sparse(
+    keys: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], width: int, n_rows: int,
+    k: int, excluded: Sequence[Sequence[int]] | None,
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """:func:`_ranked` of sparse scores (sorted keys ``row * width + item``, every other
+    entry ``-inf``): per row the top ``k`` in ``top_k``'s order (higher score first, equal
+    scores by lower item index), without excluded items and ``-inf``/NaN scores."""
+    row_of, item_of = keys // width, keys % width
+    keep = scores > -np.inf  # also drops NaN
+    if excluded is not None:
+        lengths = [len(row) for row in excluded]
+        if sum(lengths):
+            banned = (np.repeat(np.arange(n_rows, dtype=np.int64), lengths) * width
+                      + np.fromiter((i for row in excluded for i in row), dtype=np.int64,
+                                    count=sum(lengths)))
+            keep &= ~np.isin(keys, banned)
+    row_of, item_of, kept = row_of[keep], item_of[keep], scores[keep]
+    order = np.lexsort((item_of, -kept, row_of))  # by row, score down, item up
+    row_of, item_of, kept = row_of[order], item_of[order], kept[order]
+    starts = np.searchsorted(row_of, np.arange(n_rows + 1))
+    return [(item_of[a:min(b, a + k)].astype(np.int64), kept[a:min(b, a + k)])
+            for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)]
 
 
 def load_scorer(

@@ -149,6 +149,49 @@ def test_offline_scores_rank_like_the_served_lists(blended_dir: Path) -> None:
     assert top.tolist() == [[int(i) for i, _ in row] for row in served]
 
 
+def test_the_sparse_ann_blend_gives_the_dense_blends_numbers() -> None:
+    """``apply_sparse`` (the stream's ann path) equals ``apply`` on the dense matrix with
+    ``-inf`` outside the candidates, entry for entry, and scores nothing else."""
+    rng = np.random.default_rng(3)
+    rows = [[1, 2, 3], [4], [0], [5, 5, 9]]
+    blend = Blend(_hood(), BlendWeights(knn=0.7, rules=0.3, repeat=0.4, repeat_decay=2.0),
+                  _rules())
+    neural = rng.normal(size=(len(rows), WIDTH)).astype(np.float32)
+
+    def rescore(r: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return neural[r, i]
+
+    dense = np.full((len(rows), WIDTH), -np.inf, dtype=np.float32)
+    picked = [rng.choice(np.arange(1, WIDTH), size=6, replace=False) for _ in rows]
+    keys = np.sort(np.concatenate([r * WIDTH + p for r, p in enumerate(picked)]))
+    dense.reshape(-1)[keys] = neural.reshape(-1)[keys]
+    want = blend.apply(dense, rows, rescore)
+    got_keys, got = blend.apply_sparse(keys, neural.reshape(-1)[keys], rows, WIDTH, rescore)
+    assert np.array_equal(got_keys, np.flatnonzero(np.isfinite(want)))
+    np.testing.assert_allclose(got, want.reshape(-1)[got_keys], rtol=1e-6, atol=1e-7)
+    assert set(keys.tolist()) <= set(got_keys.tolist())
+
+
+def test_ann_serving_ranks_like_offline_ann_and_like_exact_with_every_candidate(
+    blended_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import serving
+
+    monkeypatch.setattr(serving, "AUTO_MIN_ITEMS", 1)
+    prefixes = [[3, 4], [10], [7, 7, 8], [1, 2, 3, 4, 5]]
+    histories = [[str(i) for i in p] for p in prefixes]
+    for candidates in (5, 12):
+        recommender = OnnxRecommender(blended_dir, device="cpu", retrieval="ann",
+                                      candidates=candidates)
+        recommender.fit([], TINY_N_ITEMS)
+        scorer = load_scorer(blended_dir, device="cpu", retrieval="ann",
+                             candidates=candidates)
+        served = scorer.recommend(histories, 5, [set(h[-1:]) for h in histories])
+        top = recommender.rank(prefixes, k=6)
+        for row, ranked, prefix in zip(served, top.tolist(), prefixes, strict=True):
+            assert [int(i) for i, _ in row] == [i for i in ranked if i != prefix[-1]][:5]
+
+
 def test_a_broken_blend_section_is_refused(blended_dir: Path, tmp_path: Path) -> None:
     meta = json.loads((blended_dir / META_FILE).read_text())
     with pytest.raises(ModelDirectoryError, match="bad blend"):
