@@ -47,6 +47,7 @@ class Metrics:
     events_rejected: Counter
     dead_letters: Counter
     duplicates_dropped: Counter
+    state_batch_retries: Counter
     late_events: Counter
     users_erased: Counter
     users_expired: Counter
@@ -148,6 +149,12 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         duplicates_dropped=Counter(
             name("duplicates_dropped"),
             "Events whose event_id was already applied to the user's state (dropped).",
+            registry=registry,
+        ),
+        state_batch_retries=Counter(
+            name("state_batch_retries"),
+            "State micro-batches applied again because the broker refused their changelog, "
+            "recommendation or feedback records (e.g. just after a broker restart).",
             registry=registry,
         ),
         late_events=Counter(

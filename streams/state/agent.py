@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import EventT
 
 from schemas.control import Experiment
@@ -76,6 +77,14 @@ from streams.state.user_state import Outcome, is_expired
 log = logging.getLogger(__name__)
 
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
+RETRY_FIRST_DELAY_S = 0.05
+RETRY_MAX_DELAY_S = 2.0
+RETRY_WINDOW_S = 60.0
+"""A micro-batch whose records the broker refuses (a ``KafkaError``, e.g. just after a
+broker restart) is applied again after 0.05, 0.1, 0.2 ... 2 s, for up to a minute, before
+its error goes up (and Faust's supervisor restarts the actor). Crashing at once instead had
+the actor take the next batch, fail the same way and spend the supervisor's restart budget
+in a tenth of a second: the worker exited (tests/integration/test_broker_outage.py)."""
 TTL_SWEEP_MIN_USERS = 8
 TTL_SWEEP_MAX_USERS = 64
 """Each micro-batch looks at as many stored users as it has events, within these bounds:
@@ -182,8 +191,8 @@ class StateAgent:
             started = time.perf_counter()
             observe_waits(self.metrics.stage_seconds, "rekey_hop", now_ms(),
                           [_timestamp_ms(event) for event in events])
-            await self._apply(partition, [decode_bundle(event.value) for event in events],
-                              started)
+            await self._apply_retrying(
+                partition, [decode_bundle(event.value) for event in events], started)
 
     async def apply_direct(self, partition: int, events: list[Event]) -> None:
         """Events that arrived in the input partition owning their users, applied to that
@@ -208,8 +217,8 @@ class StateAgent:
         goes to each waiter's future (the callers raise an error there, not here)."""
         taken = self.waiting.pop(partition, [])
         try:
-            await self._apply(partition, [Bundle(events=events) for events, _ in taken],
-                              started)
+            await self._apply_retrying(
+                partition, [Bundle(events=events) for events, _ in taken], started)
         except asyncio.CancelledError:  # the worker stops: so do the waiters
             for _, done in taken:
                 done.cancel()
@@ -220,6 +229,26 @@ class StateAgent:
             return
         for _, done in taken:
             done.set_result(None)
+
+    async def _apply_retrying(self, partition: int, bundles: list[Bundle], started: float
+                              ) -> None:
+        """:meth:`_apply`, again while the broker refuses the records (see
+        :data:`RETRY_WINDOW_S`). Safe: the state a refused attempt wrote makes its events
+        duplicates the next time, which rewrites and re-announces every touched user (and
+        the attributions their interactions earned) — the at-least-once path of a crash."""
+        delay, deadline = RETRY_FIRST_DELAY_S, time.monotonic() + RETRY_WINDOW_S
+        while True:
+            try:
+                await self._apply(partition, bundles, started)
+                return
+            except KafkaError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.metrics.state_batch_retries.inc()
+                log.warning("partition %d: the broker refused a micro-batch's records (%r); "
+                            "applying it again in %.2f s", partition, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     def _lock(self, partition: int) -> asyncio.Lock:
         lock = self.locks.get(partition)

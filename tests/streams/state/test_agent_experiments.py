@@ -212,6 +212,31 @@ def test_attributions_lost_after_the_state_was_written_come_back_with_the_redeli
     assert agent.metrics.duplicates_dropped._value.get() == 2
 
 
+@dataclass
+class FlakyProducer(RecordingProducer):
+    """Refuses the first ``refusals`` record batches (a broker that has just restarted)."""
+
+    refusals: int = 3
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int
+                         ) -> asyncio.Future[Any]:
+        if self.refusals:
+            self.refusals -= 1
+            raise KafkaTimeoutError("not yet")
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def test_a_micro_batch_the_broker_refuses_is_applied_again_not_crashed(
+        tmp_path: Path, models: dict[str, FixedScorer]) -> None:
+    agent, _, _ = make_agent(tmp_path, experiment_plan(models))
+    producer = agent.producer = FlakyProducer(refusals=3)
+    now = int(time.time() * 1000)
+    asyncio.run(agent.process(bundle_event([views(["u1", "u2"], now)])))
+    assert agent.metrics.state_batch_retries._value.get() == 3
+    assert sorted(orjson.loads(v)["user_id"] for _k, v in sent(producer, "recommendations")
+                  ) == ["u1", "u2"]
+
+
 def test_a_shadow_scores_every_user_and_writes_only_to_the_shadow_topic(
         tmp_path: Path, models: dict[str, FixedScorer]) -> None:
     agent, producer, _ = make_agent(tmp_path, experiment_plan(models, shadow=True))
