@@ -13,9 +13,9 @@ index over the item vectors (``models.retrieval``, built when the model is loade
 ``k`` candidates after its exclusions is ranked exactly instead. ``auto`` (the default) is
 ``ann`` when the directory holds the retrieval pair and the catalogue has at least
 ``models.retrieval.AUTO_MIN_ITEMS`` items, else ``exact``; directories exported before the
-pair existed always serve exactly, and so, under ``auto``, do directories with a blend
-(``models.blend``: its numpy terms cost more than the full scores graph saves, and the index
-loses accuracy on it).
+pair existed always serve exactly. With a blend (``models.blend``) the ``ann`` candidates
+are the retrieved items plus those its terms score, blended sparsely (on Diginetica: the
+same accuracy as exact, a third less CPU per user; docs/performance.md).
 
 History handling: histories are external item ids, oldest first; ids the vocabulary does
 not know map to the OOV index 0 and are then dropped (the model never saw index 0 inside a
@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.blend import BLEND_META, Blend, load_blend
+from models.blend import Blend, load_blend
 from models.errors import (
     InvalidInputError,
     ModelDirectoryError,
@@ -192,8 +192,6 @@ def resolve_retrieval(mode: str, model_dir: ModelDirectory) -> str:
                 "checkpoint), or serve it with retrieval 'exact'"
             )
         return ANN
-    if model_dir.meta.get(BLEND_META):  # the blend's terms dominate the cost: ann saves
-        return EXACT                     # little and loses accuracy (docs/performance.md)
     return ANN if model_dir.has_encoder and model_dir.n_items >= AUTO_MIN_ITEMS else EXACT
 
 

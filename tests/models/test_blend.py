@@ -125,7 +125,7 @@ def test_a_blended_directory_serves_the_same_lists_exact_and_ann(
     exact = load_scorer(blended_dir, device="cpu", retrieval="exact")
     ann = load_scorer(blended_dir, device="cpu", retrieval="ann", candidates=5)
     assert exact.blend is not None and "blend" in exact.describe_retrieval()
-    assert load_scorer(blended_dir, device="cpu").retrieval == "exact"  # auto: no index
+    assert load_scorer(blended_dir, device="cpu").retrieval == "ann"  # auto: the index
     check_servable(exact)
     histories = [["3", "4"], ["10"], ["unknown"], ["7", "7", "8"]]
     want = exact.recommend(histories, 5, [set(h) for h in histories])
