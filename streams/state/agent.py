@@ -323,6 +323,10 @@ class StateAgent:
                                     config.trending_half_life_s, config.trending_capacity)
             stored = board.to_bytes()
             output.board_changes[key] = stored
+        elif update.replayed_events and stored:
+            # A replay (crash or retry after the local write): the board's changelog record
+            # may be what was lost, and its update is not fresh any more: write it again.
+            output.board_changes[key] = stored
         if stored:
             self.boards[store.partition] = (stored, board)
         return board

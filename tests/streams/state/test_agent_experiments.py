@@ -31,7 +31,8 @@ from streams.scoring.plan import Arm, ServingPlan
 from streams.scoring.scorer import ScoringStage
 from streams.settings import load_settings
 from streams.state.agent import StateAgent, StateConfig
-from tests.streams.state.test_agent import RecordingProducer, bundle_event
+from streams.state.store import PartitionStore
+from tests.streams.state.test_agent import PARTITION, RecordingProducer, bundle_event
 
 ITEMS = [f"sku-{i}" for i in range(40)]
 
@@ -235,6 +236,11 @@ def test_a_micro_batch_the_broker_refuses_is_applied_again_not_crashed(
     assert agent.metrics.state_batch_retries._value.get() == 3
     assert sorted(orjson.loads(v)["user_id"] for _k, v in sent(producer, "recommendations")
                   ) == ["u1", "u2"]
+    # the retry's events were duplicates (the refused attempt had written the state), yet
+    # the trending board's changelog record, lost with the refused attempt, is written
+    board_log = PartitionStore(agent.trending, PARTITION).changelog_topic
+    assert [key for key, _ in producer.sent[(board_log, PARTITION)]] == [
+        f"p{PARTITION}".encode()]
 
 
 def test_a_shadow_scores_every_user_and_writes_only_to_the_shadow_topic(
