@@ -170,7 +170,8 @@ class Blend:
             scores[missing] = rescore(asked // width, asked % width)
         probabilities = _softmax_segments(scores, all_keys // width)
         for weight, (term_keys, values) in terms:
-            term_keys, values = term_keys[term_keys % width != 0], values[term_keys % width != 0]
+            real = term_keys % width != 0  # column 0 (OOV) is never scored
+            term_keys, values = term_keys[real], values[real]
             probabilities[np.searchsorted(all_keys, term_keys)] += (
                 np.float32(weight) * values.astype(np.float32))
         return all_keys, probabilities

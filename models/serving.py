@@ -290,11 +290,22 @@ class OnnxScorer:
             keys, blended = self._sparse_blend(rows)
             out.reshape(-1)[keys] = blended
             return out
+        _queries, row_of, items, found_scores = self._retrieve(rows)
+        out[row_of, items] = found_scores
+        return out
+
+    def _retrieve(self, rows: Sequence[Sequence[int]]) -> tuple[
+            npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64],
+            npt.NDArray[np.float32]]:
+        """``ann`` mode: the session vectors ``(B, d)`` of ``rows`` and, per item the index
+        retrieved, its row, its item index and its exact score (row-major order)."""
+        if self._retriever is None:
+            raise InvalidInputError(f"{self.name}: _retrieve needs retrieval 'ann'")
         queries = self.encode_indices(rows)  # (B, d)
         items, found_scores = self._retriever.candidate_scores(queries)  # (B, C)
         found = items >= 0
-        out[np.nonzero(found)[0], items[found]] = found_scores[found]
-        return out
+        return (queries, np.nonzero(found)[0].astype(np.int64), items[found].astype(np.int64),
+                found_scores[found])
 
     def _sparse_blend(self, rows: Sequence[Sequence[int]]
                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -304,13 +315,11 @@ class OnnxScorer:
         if self._retriever is None or self.blend is None:
             raise InvalidInputError(f"{self.name}: _sparse_blend needs ann and a blend")
         width = self.n_items + 1
-        queries = self.encode_indices(rows)  # (B, d)
-        items, found_scores = self._retriever.candidate_scores(queries)  # (B, C)
-        found = items >= 0
-        keys = np.nonzero(found)[0].astype(np.int64) * width + items[found]
+        queries, row_of, items, found_scores = self._retrieve(rows)
+        keys = row_of * width + items
         order = np.argsort(keys, kind="stable")
         return self.blend.apply_sparse(
-            keys[order], found_scores[found][order].astype(np.float32), rows, width,
+            keys[order], found_scores[order].astype(np.float32), rows, width,
             functools.partial(_rescore, self._retriever, queries))
 
     def _blended_top(

@@ -136,10 +136,11 @@ class IngestAgent:
 
     async def _apply_direct(self, path: DirectPath, partition: int, events: list[Event]
                             ) -> None:
-        """Apply ``events`` to ``partition``'s state here; if the broker refuses that
-        micro-batch's records, hand them to the hop instead, so the state agent's actor
-        retries them as it retries its own (an ingest actor that crashed with it took the
-        worker down once the supervisor's restart budget was spent: a broker restart did)."""
+        """Apply ``events`` to ``partition``'s state here. The state agent retries a
+        micro-batch the broker refuses for up to a minute (``RETRY_WINDOW_S``); if it still
+        fails, the events take the hop instead, where the state agent's actor retries them
+        as its own, rather than crashing this ingest actor (ingest actors that crashed with
+        the state actors once spent Faust's restart budget and took the worker down)."""
         try:
             await path.apply(partition, events)
         except KafkaError as exc:

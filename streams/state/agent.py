@@ -279,8 +279,7 @@ class StateAgent:
             output.user_changes[user.encode("utf-8")] = None
             output.recommendations.append((user, None))
         clock.lap("state")
-        await self._score_and_emit(update, board, output, group_by_user(update.fresh_events),
-                                   clock, group_by_user(update.replayed_events))
+        await self._score_and_emit(update, board, output, clock)
         self._sweep_expired(users, output, len(decoded))
 
         users.write(output.user_changes)
@@ -333,11 +332,12 @@ class StateAgent:
 
     async def _score_and_emit(
         self, update: BatchUpdate, board: TrendingBoard, output: BatchOutput,
-        fresh: dict[str, list[Event]], clock: StageClock | None = None,
-        replayed: dict[str, list[Event]] | None = None,
+        clock: StageClock | None = None,
     ) -> None:
         clock = clock or StageClock()
         config, metrics = self.config, self.metrics
+        fresh = group_by_user(update.fresh_events)
+        replayed = group_by_user(update.replayed_events)
         days = config.exclude_purchased_days
         if self.purchase_window is not None:  # a live exclude_purchased rule wins
             days = self.purchase_window().exclude_purchased_days(days)
@@ -367,7 +367,7 @@ class StateAgent:
             emission = self._emission(user, record, scored[user], arm, candidates[user],
                                       board, generated)
             ledger = self._attribute(user, record.ledger, fresh.get(user, ()), output,
-                                     (replayed or {}).get(user, ()))
+                                     replayed.get(user, ()))
             ledger = self._remember(ledger, emission, arm, scored[user], generated)
             output.user_changes[emission.key] = UserRecord(
                 record.state, emission.value, ledger).to_bytes()
