@@ -1,8 +1,10 @@
 """The worker's HTTP endpoints on Faust's web server.
 
-``/metrics`` Prometheus text format · ``/healthz`` liveness · ``/readyz`` readiness (tables
-recovered, model loaded, broker reachable: :mod:`streams.ops.health`) · ``/users/{user_id}`` a
-user's state and last recommendation, which can be switched off or put behind a bearer token.
+``/metrics`` Prometheus text format (``?name[]=<sample name>``, repeatable, answers only those
+families, as ``prometheus_client``'s own handler does: a cheap poll for a few counters) ·
+``/healthz`` liveness · ``/readyz`` readiness (tables recovered, model loaded, broker
+reachable: :mod:`streams.ops.health`) · ``/users/{user_id}`` a user's state and last
+recommendation, which can be switched off or put behind a bearer token.
 
 ``/users/{user_id}`` answers on every worker: the one that owns the user's partition answers
 from its table, any other forwards the request there (:mod:`streams.ops.routing`) and passes
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +73,18 @@ def user_view(user_id: str, record: UserRecord) -> dict[str, Any]:
     }
 
 
+METRIC_NAME_PARAM = "name[]"
+
+
+def exposition(registry: CollectorRegistry, names: Sequence[str] = ()) -> bytes:
+    """The registry in Prometheus text format; with ``names`` (sample names such as
+    ``streamrec_recommendations_emitted_total``), only the families holding them: only
+    those collectors run, so a frequent poll of a few counters stays cheap."""
+    if names:
+        return generate_latest(registry.restricted_registry(names))
+    return generate_latest(registry)
+
+
 def register_views(
     app: Any,
     *,
@@ -88,7 +103,8 @@ def register_views(
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
         # aiohttp refuses a content_type with a charset; pass the header as it is.
-        return self.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = exposition(registry, request.query.getall(METRIC_NAME_PARAM, []))
+        return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def healthz(self: Any, request: Any) -> Any:

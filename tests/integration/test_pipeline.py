@@ -141,6 +141,10 @@ def test_events_in_recommendations_out(settings: Settings, worker: WorkerProcess
     metrics_text = fetch_text(worker.base_url + "/metrics")
     assert 'streamrec_dead_letters_total{reason="invalid_json"} 1.0' in metrics_text
     assert "streamrec_recommendations_emitted_total" in metrics_text
+    picked = fetch_text(worker.base_url
+                        + "/metrics?name[]=streamrec_recommendations_emitted_total")
+    assert "streamrec_recommendations_emitted_total" in picked
+    assert "streamrec_dead_letters_total" not in picked
     def every_event_routed() -> dict[str, float]:
         routed = metric_values(worker.base_url, "streamrec_events_routed_total", "path")
         return routed if sum(routed.values()) == len(events) else {}

@@ -39,3 +39,23 @@ def test_no_recommendation_yet_is_null() -> None:
 def test_a_last_recommendation_that_is_not_json_is_a_decode_error() -> None:
     with pytest.raises(StateDecodeError, match="not JSON"):
         user_view("alice", record(b"\xff{garbage"))
+
+
+def test_the_exposition_answers_only_the_named_families() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.ops.metrics import create_metrics
+    from streams.ops.web import exposition
+
+    registry = CollectorRegistry()
+    metrics = create_metrics(registry)
+    metrics.recommendations_emitted.inc(3)
+    metrics.batch_size.observe(5)
+    everything = exposition(registry).decode()
+    picked = exposition(registry, ["streamrec_recommendations_emitted_total",
+                                   "streamrec_batch_size_events_sum"]).decode()
+    assert "streamrec_recommendations_emitted_total 3.0" in picked
+    assert "streamrec_batch_size_events_sum 5.0" in picked
+    assert "streamrec_freshness_seconds" in everything
+    assert "streamrec_freshness_seconds" not in picked
+    assert len(picked) < len(everything) / 10
