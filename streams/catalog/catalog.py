@@ -22,6 +22,7 @@ import numpy.typing as npt
 from schemas.items import Item
 from streams.catalog.index import ContentIndex
 from streams.catalog.records import CatalogRecord
+from streams.catalog.vectors import EmbeddingTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Catalog:
         self.dimensions = dimensions
         self._lock = threading.Lock()
         self._facts: dict[str, ItemFacts] = {}
-        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self._vectors = EmbeddingTable(dimensions)
         self._index = ContentIndex(dimensions)
 
     def __len__(self) -> int:
@@ -64,16 +65,16 @@ class Catalog:
             for item_id, record in changes.items():
                 if record is None:
                     self._facts.pop(item_id, None)
-                    self._vectors.pop(item_id, None)
+                    self._vectors.drop(item_id)
                     removed.append(item_id)
                     continue
                 item, vector = record.item, record.embedding
                 usable = vector is not None and bool(np.any(vector))
                 self._facts[item_id] = _facts(item, usable)
                 if usable and vector is not None:
-                    self._vectors[item_id] = vector
+                    self._vectors.put(item_id, vector)
                 else:
-                    self._vectors.pop(item_id, None)
+                    self._vectors.drop(item_id)
                 if usable and item.available and vector is not None:
                     upsert_ids.append(item_id)
                     upsert_vectors.append(vector)
@@ -113,23 +114,31 @@ class Catalog:
                 ) -> tuple[npt.NDArray[np.float32], list[bool]]:
         """One unit query vector per history: the mean of its items' embeddings, newer items
         weighing more (1, 1/2, 1/3, ... from the newest). Rows whose items have no embedding
-        are zero and flagged False."""
+        are zero and flagged False. One gather and one segmented sum for all histories."""
         out = np.zeros((len(histories), self.dimensions), dtype=np.float32)
-        usable = []
+        owners: list[int] = []
+        rows: list[int] = []
+        weights: list[float] = []
         with self._lock:
-            vectors = self._vectors
-            for row, history in enumerate(histories):
-                ranks: list[int] = []
-                found: list[npt.NDArray[np.float32]] = []
-                for rank, item in enumerate(reversed(history), start=1):
-                    vector = vectors.get(item)
-                    if vector is not None:
-                        ranks.append(rank)
-                        found.append(vector)
-                if found:  # one weighted product: half the time of a sum of scaled vectors
-                    query = (1.0 / np.asarray(ranks, dtype=np.float32)) @ np.stack(found)
-                    out[row] = query / max(float(np.linalg.norm(query)), 1e-12)
-                usable.append(bool(found))
+            table = self._vectors
+            for owner, history in enumerate(histories):
+                for rank, row in enumerate(table.rows(history[::-1]), start=1):
+                    if row >= 0:
+                        owners.append(owner)
+                        rows.append(row)
+                        weights.append(1.0 / rank)
+            found = table.gather(rows) if rows else None
+        usable = [False] * len(histories)
+        if found is None:
+            return out, usable
+        found *= np.asarray(weights, dtype=np.float32)[:, None]
+        owner_of = np.asarray(owners)
+        starts = np.flatnonzero(np.r_[True, owner_of[1:] != owner_of[:-1]])
+        sums = np.add.reduceat(found, starts, axis=0)
+        norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        out[owner_of[starts]] = sums / norms
+        for owner in owner_of[starts].tolist():
+            usable[owner] = True
         return out, usable
 
     def nearest(self, queries: npt.NDArray[np.float32], k: int
@@ -140,15 +149,100 @@ class Catalog:
 
     def similar_to(self, item_id: str, k: int) -> list[tuple[str, float]]:
         """The ``k`` available items whose text is closest to ``item_id``'s (not itself)."""
-        vector = self.embeddings([item_id]).get(item_id)
+        with self._lock:
+            vector = self._vectors.get(item_id)
         if vector is None:
             return []
         (found,) = self.nearest(vector[None, :], k + 1)
         return [(item, score) for item, score in found if item != item_id][:k]
 
     def embeddings(self, items: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        present, vectors = self.vectors(items)
+        return dict(zip(present, vectors, strict=True))
+
+    def vectors(self, items: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The items of ``items`` that have an embedding (in order) and their vectors."""
         with self._lock:
-            return {item: self._vectors[item] for item in items if item in self._vectors}
+            return self._vectors.present(items)
+
+    def list_diversity(self, lists: Sequence[Sequence[str]]) -> list[float | None]:
+        """Per list, :func:`models.diversity.intra_list_diversity` of its items with text
+        (None below two): one gather and one segmented sum for every list, using that for
+        unit vectors the pairwise cosines of ``n`` items sum to ``|sum v|^2 - n``."""
+        owners: list[int] = []
+        rows: list[int] = []
+        with self._lock:
+            for owner, items in enumerate(lists):
+                for row in self._vectors.rows(items):
+                    if row >= 0:
+                        owners.append(owner)
+                        rows.append(row)
+            found = self._vectors.gather(rows) if rows else None
+        out: list[float | None] = [None] * len(lists)
+        if found is None:
+            return out
+        owner_of = np.asarray(owners)
+        starts = np.flatnonzero(np.r_[True, owner_of[1:] != owner_of[:-1]])
+        sums = np.add.reduceat(found.astype(np.float64), starts, axis=0)
+        sizes = np.diff(np.r_[starts, len(owner_of)])
+        squared = np.einsum("ij,ij->i", sums, sums)
+        for owner, n, total in zip(owner_of[starts].tolist(), sizes.tolist(),
+                                   squared.tolist(), strict=True):
+            if n >= 2:
+                out[owner] = 1.0 - (total - n) / (n * (n - 1))
+        return out
+
+    def has_text(self, item_id: str) -> bool:
+        """Whether the item has a text embedding."""
+        return item_id in self._vectors
+
+    def closest(self, items: Sequence[str], anchors: Sequence[str]) -> dict[str, str]:
+        """For each item with an embedding, the anchor with an embedding whose text is
+        closest to it (the first of equals)."""
+        (found,) = self.closest_many([(items, anchors)])
+        return found
+
+    def closest_many(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]
+                     ) -> list[dict[str, str]]:
+        """:meth:`closest` for many (items, anchors) pairs — the users of a micro-batch —
+        with one gather and one batched matrix product for all of them."""
+        out: list[dict[str, str]] = [{} for _ in pairs]
+        kept: list[tuple[int, list[str], list[int], list[str], list[int]]] = []
+        with self._lock:
+            table = self._vectors
+            for position, (items, anchors) in enumerate(pairs):
+                anchor_rows = table.rows(anchors)
+                anchor_ids = [a for a, row in zip(anchors, anchor_rows, strict=True) if row >= 0]
+                if not anchor_ids:
+                    continue
+                item_rows = table.rows(items)
+                item_ids = [i for i, row in zip(items, item_rows, strict=True) if row >= 0]
+                if item_ids:
+                    kept.append((position, item_ids, [r for r in item_rows if r >= 0],
+                                 anchor_ids, [r for r in anchor_rows if r >= 0]))
+            if not kept:
+                return out
+            # one block of every row needed, plus a zero row that pads short lists
+            rows = [row for _, _, item_rows, _, anchor_rows in kept
+                    for row in (*item_rows, *anchor_rows)]
+            block = np.vstack([table.gather(rows), np.zeros((1, self.dimensions), np.float32)])
+        pad = len(block) - 1
+        width_items = max(len(entry[1]) for entry in kept)
+        width_anchors = max(len(entry[3]) for entry in kept)
+        item_index = np.full((len(kept), width_items), pad, dtype=np.intp)
+        anchor_index = np.full((len(kept), width_anchors), pad, dtype=np.intp)
+        start = 0
+        for n, (_, item_ids, _, anchor_ids, _) in enumerate(kept):
+            item_index[n, : len(item_ids)] = np.arange(start, start + len(item_ids))
+            start += len(item_ids)
+            anchor_index[n, : len(anchor_ids)] = np.arange(start, start + len(anchor_ids))
+            start += len(anchor_ids)
+        similarity = np.matmul(block[item_index], block[anchor_index].transpose(0, 2, 1))
+        similarity[anchor_index[:, None, :].repeat(width_items, axis=1) == pad] = -np.inf
+        best = similarity.argmax(axis=2).tolist()
+        for n, (position, item_ids, _, anchor_ids, _) in enumerate(kept):
+            out[position] = {item: anchor_ids[best[n][i]] for i, item in enumerate(item_ids)}
+        return out
 
 
 def _facts(item: Item, has_text: bool) -> ItemFacts:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from models.diversity import intra_list_diversity, search_gains, select
+from models.diversity import search_gains, select
 from streams.catalog.catalog import Catalog, ItemFacts
 from streams.ops.metrics import Metrics
 from streams.ranking.candidate import Candidate, Reason
@@ -96,6 +96,9 @@ class RankingLayer:
                 _add(report.rules, applied.counts)
                 pool = applied.candidates
             out[user.user_id] = self._select(pool, ruleset, report)
+        if self.catalog is not None and self.catalog.indexed:
+            report.diversity = [value for value in self.catalog.list_diversity(
+                [[c.item_id for c in chosen] for chosen in out.values()]) if value is not None]
         report.lists = len(users)
         report.seconds = time.perf_counter() - started
         return out, report
@@ -143,8 +146,8 @@ class RankingLayer:
         for item, _similarity in neighbours:
             if item not in base and item not in user.exclude:
                 base[item] = (0.0, Candidate(item, 0.0, Reason.search(query)))
-        vectors = self.catalog.embeddings(list(base))
-        gains = search_gains({item: float(v @ vector) for item, v in vectors.items()}, weight)
+        items, vectors = self.catalog.vectors(list(base))
+        gains = search_gains(dict(zip(items, (vectors @ vector).tolist(), strict=True)), weight)
         steered = []
         for item, (relevance, candidate) in base.items():
             gain = gains.get(item, 0.0)
@@ -164,25 +167,17 @@ class RankingLayer:
         lam = config.diversity_lambda
         capped = ruleset is not None and ruleset.has_caps
         if lam <= 0 and not capped:
-            chosen = pool[: config.k]
-            vectors = (catalog.embeddings([c.item_id for c in chosen])
-                       if catalog is not None and catalog.indexed else {})
-        else:
-            vectors = (catalog.embeddings([c.item_id for c in pool])
-                       if catalog is not None and catalog.indexed else {})
-            tracker = CapTracker(ruleset) if ruleset is not None and capped else None
-            by_id = {c.item_id: c for c in pool}
-            ids = select([(c.item_id, c.score) for c in pool], vectors, k=config.k, lam=lam,
-                         admit=None if tracker is None else
-                         (lambda item: tracker.admit(item, self._facts(item))))
-            if tracker is not None:
-                _add(report.rules, tracker.counts)
-            chosen = [by_id[item] for item in ids]
-        listed = [vectors[c.item_id] for c in chosen if c.item_id in vectors]
-        diversity = intra_list_diversity(listed)
-        if diversity is not None:
-            report.diversity.append(diversity)
-        return chosen
+            return pool[: config.k]
+        vectors = (catalog.embeddings([c.item_id for c in pool])
+                   if catalog is not None and catalog.indexed else {})
+        tracker = CapTracker(ruleset) if ruleset is not None and capped else None
+        by_id = {c.item_id: c for c in pool}
+        ids = select([(c.item_id, c.score) for c in pool], vectors, k=config.k, lam=lam,
+                     admit=None if tracker is None else
+                     (lambda item: tracker.admit(item, self._facts(item))))
+        if tracker is not None:
+            _add(report.rules, tracker.counts)
+        return [by_id[item] for item in ids]
 
 
 TRENDING_RELEVANCE = 0.5

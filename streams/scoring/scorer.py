@@ -20,13 +20,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from schemas.reasons import FallbackReason
 from streams.candidates.merge import merge_leading, merge_ranked, spread_categories
 from streams.candidates.session import Candidates
 from streams.catalog.catalog import Catalog
-from streams.ranking.candidate import Candidate, Reason
+from streams.ranking.candidate import Candidate, Reason, ReasonKind
 from streams.ranking.layer import RankingLayer, RankingReport, UserPool
 from streams.state.trending import TrendingBoard, top
 
@@ -193,7 +191,7 @@ def rank_users(
                 pools[user] = _Pool(explain.merged(
                     _with_spares(head, model_items, near)[:fetch], set(dict(model_items)),
                     candidates[user].history), None)
-    results = _finish(candidates, pools, k, now_ms, layer)
+    results = _finish(candidates, pools, k, now_ms, layer, explain)
     return results, ScoringReport(elapsed, scored_users, without_text,
                                   layer_report=results.report)
 
@@ -258,7 +256,7 @@ class _Results(dict[str, Scored]):
 
 
 def _finish(candidates: dict[str, Candidates], pools: dict[str, _Pool], k: int, now_ms: int,
-            layer: RankingLayer | None) -> _Results:
+            layer: RankingLayer | None, explain: _Explainer) -> _Results:
     results = _Results()
     if layer is None:
         final = {user: pool.candidates[:k] for user, pool in pools.items()}
@@ -266,11 +264,17 @@ def _finish(candidates: dict[str, Candidates], pools: dict[str, _Pool], k: int, 
         final, results.report = layer.rank(
             [UserPool(user, pool.candidates, candidates[user].search, candidates[user].exclude)
              for user, pool in pools.items()], now_ms)
+    explain.anchor(final, candidates)
     for user, pool in pools.items():
         chosen = final[user]
         results[user] = Scored([(c.item_id, c.score) for c in chosen], pool.fallback,
                                pool.source, tuple(c.reason for c in chosen))
     return results
+
+
+_SIMILAR_PENDING = Reason(ReasonKind.SIMILAR)
+"""``similar`` before its recent item is known: :meth:`_Explainer.anchor` names it for the
+items that made the final lists only (most candidates never do), for all users at once."""
 
 
 class _Explainer:
@@ -288,39 +292,50 @@ class _Explainer:
                history: Sequence[str]) -> list[Candidate]:
         """Model items are ``sequence``; the others came from text similarity (``similar``
         to the recent item they resemble most, or ``new_item`` when no one has touched
-        them yet) or, in a fallback list, from trending."""
-        others = [item for item, _ in items if item not in from_model]
-        closest = self._closest_recent(others, history)
+        them yet) or, in a fallback list, from trending. An item counts as text-similar
+        when it and at least one recent item have text."""
+        catalog = self.catalog
+        by_text = catalog is not None and any(catalog.has_text(item) for item in history)
         out = []
         for item, score in items:
             if item in from_model:
                 reason = Reason.sequence()
-            elif item in closest:
-                reason = (Reason.new_item() if self._untouched(item)
-                          else Reason.similar(closest[item]))
+            elif by_text and catalog is not None and catalog.has_text(item):
+                reason = Reason.new_item() if self._untouched(item) else _SIMILAR_PENDING
             else:
                 reason = Reason.trending()
             out.append(Candidate(item, score, reason))
         return out
 
+    def anchor(self, final: dict[str, list[Candidate]],
+               candidates: dict[str, Candidates]) -> None:
+        """Name, in place, the recent item behind each ``similar`` reason of the final
+        lists: the one whose text is closest (the newest of equals), one batched product for
+        every user. An item whose text left the catalogue meanwhile is anchored to the
+        newest recent item (its query weighed that one most)."""
+        pending = {user: [c.item_id for c in chosen if c.reason is _SIMILAR_PENDING]
+                   for user, chosen in final.items()}
+        pending = {user: items for user, items in pending.items() if items}
+        if not pending:
+            return
+        recent = {user: list(dict.fromkeys(reversed(candidates[user].history)))
+                  for user in pending}
+        found = (self.catalog.closest_many([(pending[user], recent[user]) for user in pending])
+                 if self.catalog is not None else [{} for _ in pending])
+        for user, anchors in zip(pending, found, strict=True):
+            newest = recent[user][0] if recent[user] else None
+            chosen = final[user]
+            for n, candidate in enumerate(chosen):
+                if candidate.reason is not _SIMILAR_PENDING:
+                    continue
+                anchor = anchors.get(candidate.item_id, newest)
+                chosen[n] = candidate.rescored(
+                    candidate.score,
+                    Reason.similar(anchor) if anchor is not None else Reason.trending())
+
     def _untouched(self, item: str) -> bool:
         known = self.scorer is not None and self.scorer.knows(item)
         return not known and item not in self.board.entries
-
-    def _closest_recent(self, items: Sequence[str], history: Sequence[str]) -> dict[str, str]:
-        """For each item with text, the recent item of ``history`` its text is closest to
-        (one matrix product for all of them)."""
-        if self.catalog is None or not items or not history:
-            return {}
-        vectors = self.catalog.embeddings([*items, *history])
-        recent = [item for item in dict.fromkeys(reversed(history)) if item in vectors]
-        scored = [item for item in items if item in vectors]
-        if not recent or not scored:
-            return {}
-        similarity = (np.array([vectors[item] for item in scored])
-                      @ np.array([vectors[item] for item in recent]).T)
-        return dict(zip(scored, (recent[i] for i in similarity.argmax(axis=1).tolist()),
-                        strict=True))
 
 
 def _root_category(catalog: Catalog) -> Callable[[str], str | None]:

@@ -213,3 +213,26 @@ def test_text_neighbours_join_a_fallback_only_with_content(with_content: bool) -
     items = [item for item, _ in results["u"].items]
     assert ("near" in items) is with_content  # the text neighbour of "a"
     assert "far" in items and "gone" not in items  # trending, and the catalogue still filters
+
+
+def test_text_neighbours_say_which_recent_item_they_resemble() -> None:
+    def record(item_id: str, *vector: float) -> CatalogRecord:
+        values = np.array(vector, dtype=np.float32)
+        return CatalogRecord(Item(item_id, f"title {item_id}"), "h",
+                             values / np.linalg.norm(values))
+
+    catalog = Catalog(dimensions=3)
+    catalog.apply({"a": record("a", 1, 0, 0), "c": record("c", 0, 0, 1),
+                   "near-a": record("near-a", 0.95, 0.05, 0),
+                   "near-c": record("near-c", 0.05, 0.1, 0.95),
+                   "fresh": record("fresh", 0.6, 0.3, 0.6)})
+    board = record_many(None, [("near-a", 1.0, NOW_MS), ("near-c", 1.0, NOW_MS)], 3600.0, 100)
+    results, _ = rank_users({"u": cand("a", "c"), "v": cand("c")}, None, board, k=4,
+                            now_ms=NOW_MS, retrieval=Retrieval(catalog, 4, 5))
+    reasons = {user: {item: reason.to_json() for (item, _), reason in
+                      zip(scored.items, scored.reasons, strict=True)}
+               for user, scored in results.items()}
+    assert reasons["u"]["near-a"] == {"kind": "similar", "item_id": "a"}
+    assert reasons["u"]["near-c"] == {"kind": "similar", "item_id": "c"}
+    assert reasons["u"]["fresh"] == {"kind": "new_item"}  # nobody has touched it
+    assert reasons["v"]["near-a"] == {"kind": "similar", "item_id": "c"}  # c is all v has
