@@ -7,6 +7,7 @@ import time
 
 from streams.errors import ModelLoadError
 from streams.ops.logs import configure_logging, logging_config
+from streams.ops.memory import Allocator, register_memory_trim
 from streams.scoring.scorer import Scorer
 from streams.settings import Settings
 
@@ -45,9 +46,12 @@ def run_worker(settings: Settings) -> int:
     from streams.kafka.embedded import broker_keeps_data
 
     configure_logging(settings.log_level, settings.log_format)
+    allocator = Allocator.load()
+    allocator.tune()  # before any thread starts: the arena cap applies to new threads
     scorer = load_model(settings)
     worker = create_worker(settings, scorer=scorer,
                            broker_keeps_data=broker_keeps_data(settings))
+    register_memory_trim(worker.app, allocator, settings.memory_trim_interval_s)
     if scorer is not None:
         worker.metrics.model_info.info(
             {"name": scorer.name, "version": scorer.version,

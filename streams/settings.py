@@ -330,8 +330,14 @@ class Settings(BaseSettings):
         description="RocksDB block cache per users-table partition (bounds memory).",
     )
     rocksdb_write_buffer_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024 * 1024,
+        8 * 1024 * 1024, ge=1024 * 1024,
         description="RocksDB memtable size per users-table partition (two at most).",
+    )
+
+    memory_trim_interval_s: float = Field(
+        30.0, ge=0,
+        description="How often the worker hands free heap pages back to the system "
+        "(glibc malloc_trim; 0 = never).",
     )
 
     # --- privacy ------------------------------------------------------------------------

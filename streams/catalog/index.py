@@ -49,17 +49,18 @@ class ContentIndex:
         faiss.omp_set_num_threads(1)
         self.dimensions = dimensions
         self.exact_up_to = exact_up_to
-        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
         self._rows: dict[str, int] = {}
+        """Live item -> its row in the faiss index (whose storage keeps the only copy of
+        the vectors: :meth:`_live_vectors` reads them back)."""
         self._items: list[str | None] = []
         self._dead = 0
         self._index: Any = self._new_index(0)
 
     def __len__(self) -> int:
-        return len(self._vectors)
+        return len(self._rows)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._vectors
+        return item_id in self._rows
 
     @property
     def kind(self) -> str:
@@ -76,7 +77,6 @@ class ContentIndex:
         for offset, item in enumerate(items):
             self._rows[item] = first + offset
             self._items.append(item)
-            self._vectors[item] = block[offset]
         self._index.add(block)
 
     def remove(self, items: Iterable[str]) -> None:
@@ -84,7 +84,6 @@ class ContentIndex:
             row = self._rows.pop(item, None)
             if row is not None:
                 self._items[row] = None
-                del self._vectors[item]
                 self._dead += 1
 
     def needs_rebuild(self) -> bool:
@@ -99,10 +98,10 @@ class ContentIndex:
         """A fresh index of the live items only (call it without holding the catalogue's
         lock: building a large graph takes a while; the items and vectors are copied first)."""
         fresh = ContentIndex(self.dimensions, exact_up_to=self.exact_up_to)
-        items = list(self._vectors)
+        items, vectors = self._live_vectors()
         fresh._index = fresh._new_index(len(items))
         if items:
-            fresh.upsert(items, np.stack([self._vectors[item] for item in items]))
+            fresh.upsert(items, vectors)
         return fresh
 
     def search(self, queries: npt.NDArray[np.float32], k: int
@@ -127,10 +126,18 @@ class ContentIndex:
         return out
 
     def _exact(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[str, float]]:
-        items = list(self._vectors)
-        scores = np.stack([self._vectors[item] for item in items]) @ query
+        items, vectors = self._live_vectors()
+        scores = vectors @ query
         best = np.argsort(-scores, kind="stable")[:k]
         return [(items[i], float(scores[i])) for i in best.tolist()]
+
+    def _live_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The live items and their vectors, read back from the index's storage."""
+        items = list(self._rows)
+        if not items:
+            return [], np.zeros((0, self.dimensions), dtype=np.float32)
+        rows = np.fromiter(self._rows.values(), dtype=np.int64, count=len(items))
+        return items, self._index.reconstruct_batch(rows)
 
     def _new_index(self, size: int) -> Any:
         if size <= self.exact_up_to:

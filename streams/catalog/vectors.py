@@ -4,7 +4,7 @@ The scoring thread reads embeddings for every user of every micro-batch (the con
 the nearest recent item behind a ``similar`` explanation, search steering, diversity). Kept
 as one array object per item, each read built a dictionary and then stacked its arrays again
 (:func:`numpy.stack` over a list of rows); here a read is one fancy-indexed copy of the rows
-it needs. Rows of removed items are reused by later ones; the matrix doubles when full.
+it needs. Rows of removed items are reused by later ones; the matrix grows by half when full.
 
 Not thread-safe by itself: :class:`~streams.catalog.catalog.Catalog` holds its lock around
 every call (a gather copies the rows, so what a reader got stays valid after the lock).
@@ -69,7 +69,8 @@ class EmbeddingTable:
 
     def _grow(self) -> int:
         if self._next == len(self._matrix):
-            grown = np.zeros((2 * len(self._matrix), self.dimensions), dtype=np.float32)
+            size = len(self._matrix)
+            grown = np.zeros((size + max(1, size // 2), self.dimensions), dtype=np.float32)
             grown[: len(self._matrix)] = self._matrix
             self._matrix = grown
         self._next += 1
