@@ -227,7 +227,8 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-IDLE_LEAVES = ("EpollSelector.select", "select (selectors.py", "_worker (thread.py",
+IDLE_LEAVES = ("EpollSelector.select", "select (selectors.py",
+               "_worker (concurrent/futures/thread.py",
                "Condition.wait", "Event.wait", "_wait_for_tstate_lock")
 PROJECT_DIRS = ("streams/", "models/", "schemas/")
 ENTRY_FILES = ("streams/cli.py", "streams/runner.py")
@@ -255,10 +256,9 @@ def _is_project(label: str) -> bool:
     return where.startswith(PROJECT_DIRS) and not where.startswith(ENTRY_FILES)
 
 
-def profile_summary(path: Path, repo: Path, top: int = 15) -> dict[str, Any]:
-    """Shares of py-spy samples (speedscope JSON or raw collapsed stacks): the top leaf
-    functions ("self", idle waits left out) and the top streamrec functions including what
-    they call ("inclusive", frames in streams/, models/, schemas/)."""
+def read_stacks(path: Path, repo: Path) -> list[tuple[list[str], float]]:
+    """py-spy samples (speedscope JSON or raw collapsed stacks) as (frames, weight), each
+    frame ``name (file:line)`` with files relative to ``repo`` or ``site-packages``."""
     stacks: list[tuple[list[str], float]] = []
     if path.suffix == ".json":
         doc = json.loads(path.read_text())
@@ -278,14 +278,27 @@ def profile_summary(path: Path, repo: Path, top: int = 15) -> dict[str, Any]:
                     file, _, lineno = rest.rstrip(")").rpartition(":")
                     labels.append(_frame_label(name, file, lineno, repo))
                 stacks.append((labels, float(count)))
-    busy = [(stack, w) for stack, w in stacks
+    return stacks
+
+
+def busy(stacks: list[tuple[list[str], float]]) -> list[tuple[list[str], float]]:
+    """The samples not waiting (their leaf is none of :data:`IDLE_LEAVES`)."""
+    return [(stack, w) for stack, w in stacks
             if stack and not stack[-1].startswith(IDLE_LEAVES)]
-    total = sum(w for _stack, w in busy)
+
+
+def profile_summary(path: Path, repo: Path, top: int = 15) -> dict[str, Any]:
+    """Shares of py-spy samples (speedscope JSON or raw collapsed stacks): the top leaf
+    functions ("self", idle waits left out) and the top streamrec functions including what
+    they call ("inclusive", frames in streams/, models/, schemas/)."""
+    stacks = read_stacks(path, repo)
+    working = busy(stacks)
+    total = sum(w for _stack, w in working)
     if not total:
         return {"samples": 0, "self": [], "inclusive": []}
     self_weights: dict[str, float] = defaultdict(float)
     inclusive: dict[str, float] = defaultdict(float)
-    for stack, weight in busy:
+    for stack, weight in working:
         self_weights[stack[-1]] += weight
         for function in {_function(frame) for frame in stack if _is_project(frame)}:
             inclusive[function] += weight

@@ -144,3 +144,14 @@ def test_rules_see_every_list_and_their_counts_are_reported(catalog: Catalog) ->
     ranked, report = ranking.rank(users, NOW)  # the next batch sees the new rules
     assert ranked["u"][0] == Candidate("drill-0", ranked["u"][0].score, Reason.boosted("drills"))
     assert report.rules == {"drills": 1}
+
+
+def test_diversity_is_measured_on_an_even_sample_of_a_large_batch(catalog: Catalog) -> None:
+    from streams.ranking.layer import DIVERSITY_SAMPLE
+
+    users = [UserPool(f"u{n}", pool("meter-0", "meter-1", "glove-0")) for n in range(100)]
+    ranked, report = layer(catalog).rank(users, NOW)
+    assert len(ranked) == 100  # every list is ranked; only the figure is sampled
+    assert len(report.diversity) == 25 <= DIVERSITY_SAMPLE  # every 4th of 100
+    small, small_report = layer(catalog).rank(users[:5], NOW)
+    assert len(small_report.diversity) == 5
