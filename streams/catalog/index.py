@@ -42,13 +42,15 @@ DEAD_MIN_REBUILD: Final = 256
 class ContentIndex:
     """Live items, their vectors, and a faiss index over them (rows may be dead)."""
 
-    def __init__(self, dimensions: int, *, exact_up_to: int = EXACT_UP_TO) -> None:
+    def __init__(self, dimensions: int, *, exact_up_to: int = EXACT_UP_TO,
+                 ef_search: int = HNSW_EF_SEARCH) -> None:
         # One thread: searches run on the worker's scoring thread, beside the event loop on
         # a small machine; faiss' OpenMP pool would spin against both (measured: 10x slower
         # per query on two busy cores).
         faiss.omp_set_num_threads(1)
         self.dimensions = dimensions
         self.exact_up_to = exact_up_to
+        self.ef_search = ef_search
         self._rows: dict[str, int] = {}
         """Live item -> its row in the faiss index (whose storage keeps the only copy of
         the vectors: :meth:`_live_vectors` reads them back)."""
@@ -97,7 +99,8 @@ class ContentIndex:
     def rebuilt(self) -> ContentIndex:
         """A fresh index of the live items only (call it without holding the catalogue's
         lock: building a large graph takes a while; the items and vectors are copied first)."""
-        fresh = ContentIndex(self.dimensions, exact_up_to=self.exact_up_to)
+        fresh = ContentIndex(self.dimensions, exact_up_to=self.exact_up_to,
+                             ef_search=self.ef_search)
         items, vectors = self._live_vectors()
         fresh._index = fresh._new_index(len(items))
         if items:
@@ -145,5 +148,5 @@ class ContentIndex:
         index = faiss.IndexHNSWFlat(self.dimensions, HNSW_NEIGHBOURS,
                                     faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.hnsw.efSearch = self.ef_search
         return index
