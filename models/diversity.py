@@ -67,10 +67,12 @@ def select(
     return [items[i] for i in taken]
 
 
-def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | None:
-    """Mean pairwise cosine distance (1 - cosine) of a list's unit item vectors; None below
-    two. For unit vectors the sum of all pairwise cosines is ``|sum v|^2 - n``, so this costs
-    one sum, not n^2 products.
+def intra_list_diversity(
+    vectors: Sequence[npt.NDArray[np.float32]] | npt.NDArray[np.float32],
+) -> float | None:
+    """Mean pairwise cosine distance (1 - cosine) of a list's unit item vectors (a sequence
+    of them, or their rows); None below two. For unit vectors the sum of all pairwise cosines
+    is ``|sum v|^2 - n``, so this costs one sum, not n^2 products.
 
     >>> import numpy as np
     >>> intra_list_diversity([np.array([1.0, 0.0]), np.array([0.0, 1.0])])
@@ -81,7 +83,7 @@ def intra_list_diversity(vectors: Sequence[npt.NDArray[np.float32]]) -> float | 
     n = len(vectors)
     if n < 2:
         return None
-    total: npt.NDArray[np.float64] = np.array(vectors).sum(axis=0, dtype=np.float64)
+    total: npt.NDArray[np.float64] = np.asarray(vectors).sum(axis=0, dtype=np.float64)
     mean_similarity = (float(np.dot(total, total)) - n) / (n * (n - 1))
     return 1.0 - mean_similarity
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.diversity import intra_list_diversity
 from schemas.items import Item
 from streams.catalog.index import ContentIndex
 from streams.catalog.records import CatalogRecord
@@ -133,7 +134,7 @@ class Catalog:
         if found is None:
             return out, usable
         found *= np.asarray(weights, dtype=np.float32)[:, None]
-        present, _sizes, sums = _segment_sums(found, owners, np.float32)
+        present, sums = _segment_sums(found, owners, np.float32)
         norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         out[present] = sums / norms
         for owner in present.tolist():
@@ -166,90 +167,71 @@ class Catalog:
 
     def list_diversity(self, lists: Sequence[Sequence[str]]) -> list[float | None]:
         """Per list, :func:`models.diversity.intra_list_diversity` of its items with text
-        (None below two), using that for unit vectors the pairwise cosines of ``n`` items
-        sum to ``|sum v|^2 - n``: one gather and one sum per list. (One padded block for
-        all lists cost more: 83 µs for a single list, the common case of a live batch.)"""
-        out: list[float | None] = []
+        (None below two): one gather per list. (One padded block for all lists cost more
+        for the few lists of a live batch, in an ad-hoc micro-benchmark.)"""
         with self._lock:
             table = self._vectors
-            for items in lists:
-                rows = [row for row in table.rows(items) if row >= 0]
-                n = len(rows)
-                if n < 2:
-                    out.append(None)
-                    continue
-                total = table.gather(rows).sum(axis=0).astype(np.float64)
-                out.append(1.0 - (float(total @ total) - n) / (n * (n - 1)))
-        return out
+            blocks = [table.gather(table.locate(items)[1]) for items in lists]
+        return [intra_list_diversity(block) for block in blocks]
 
     def has_text(self, item_id: str) -> bool:
         """Whether the item has a text embedding."""
         return item_id in self._vectors
 
-    def closest(self, items: Sequence[str], anchors: Sequence[str]) -> dict[str, str]:
-        """For each item with an embedding, the anchor with an embedding whose text is
-        closest to it (the first of equals)."""
-        (found,) = self.closest_many([(items, anchors)])
-        return found
-
     def closest_many(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]
                      ) -> list[dict[str, str]]:
-        """:meth:`closest` for many (items, anchors) pairs — the users of a micro-batch —
-        with one gather and one batched matrix product for all of them."""
+        """For each (items, anchors) pair — the users of a micro-batch — and each of its
+        items with an embedding, the anchor with an embedding whose text is closest to it
+        (the first of equals): one gather and one batched matrix product for all pairs."""
         out: list[dict[str, str]] = [{} for _ in pairs]
-        kept: list[tuple[int, list[str], list[int], list[str], list[int]]] = []
+        kept: list[tuple[int, list[str], list[str]]] = []
+        item_rows: list[int] = []
+        anchor_rows: list[int] = []
         with self._lock:
             table = self._vectors
             for position, (items, anchors) in enumerate(pairs):
-                anchor_rows = table.rows(anchors)
-                anchor_ids = [a for a, row in zip(anchors, anchor_rows, strict=True) if row >= 0]
-                if not anchor_ids:
-                    continue
-                item_rows = table.rows(items)
-                item_ids = [i for i, row in zip(items, item_rows, strict=True) if row >= 0]
+                anchor_ids, anchor_found = table.locate(anchors)
+                item_ids, item_found = table.locate(items) if anchor_ids else ([], [])
                 if item_ids:
-                    kept.append((position, item_ids, [r for r in item_rows if r >= 0],
-                                 anchor_ids, [r for r in anchor_rows if r >= 0]))
+                    kept.append((position, item_ids, anchor_ids))
+                    item_rows += item_found
+                    anchor_rows += anchor_found
             if not kept:
                 return out
-            # one block of every row needed, plus a zero row that pads short lists
-            rows = [row for _, _, item_rows, _, anchor_rows in kept
-                    for row in (*item_rows, *anchor_rows)]
-            block = np.vstack([table.gather(rows), np.zeros((1, self.dimensions), np.float32)])
-        pad = len(block) - 1
-        width_items = max(len(entry[1]) for entry in kept)
-        width_anchors = max(len(entry[3]) for entry in kept)
-        item_index = np.full((len(kept), width_items), pad, dtype=np.intp)
-        anchor_index = np.full((len(kept), width_anchors), pad, dtype=np.intp)
-        start = 0
-        for n, (_, item_ids, _, anchor_ids, _) in enumerate(kept):
-            item_index[n, : len(item_ids)] = np.arange(start, start + len(item_ids))
-            start += len(item_ids)
-            anchor_index[n, : len(anchor_ids)] = np.arange(start, start + len(anchor_ids))
-            start += len(anchor_ids)
-        similarity = np.matmul(block[item_index], block[anchor_index].transpose(0, 2, 1))
-        similarity[anchor_index[:, None, :].repeat(width_items, axis=1) == pad] = -np.inf
+            item_vectors, anchor_vectors = table.gather(item_rows), table.gather(anchor_rows)
+        item_sizes = np.array([len(entry[1]) for entry in kept])
+        anchor_sizes = np.array([len(entry[2]) for entry in kept])
+        similarity = np.matmul(_padded_groups(item_vectors, item_sizes),
+                               _padded_groups(anchor_vectors, anchor_sizes).transpose(0, 2, 1))
+        real_anchor = np.arange(similarity.shape[2]) < anchor_sizes[:, None]
+        similarity = np.where(real_anchor[:, None, :], similarity, -np.inf)
         best = similarity.argmax(axis=2).tolist()
-        for n, (position, item_ids, _, anchor_ids, _) in enumerate(kept):
+        for n, (position, item_ids, anchor_ids) in enumerate(kept):
             out[position] = {item: anchor_ids[best[n][i]] for i, item in enumerate(item_ids)}
         return out
 
 
+def _padded_groups(rows: npt.NDArray[np.float32], sizes: npt.NDArray[np.intp]
+                   ) -> npt.NDArray[np.float32]:
+    """Consecutive groups of ``rows`` (``sizes[g]`` rows each, in order) as one
+    ``(groups, longest, d)`` block, short groups padded with zero rows."""
+    index = np.full((len(sizes), int(sizes.max())), len(rows), dtype=np.intp)
+    index[np.arange(index.shape[1]) < sizes[:, None]] = np.arange(len(rows))
+    padded = np.vstack([rows, np.zeros((1, rows.shape[1]), dtype=rows.dtype)])
+    return padded[index]
+
+
 def _segment_sums(rows: npt.NDArray[np.float32], owners: Sequence[int],
                   dtype: type[np.floating[Any]]
-                  ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[Any]]:
+                  ) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
     """Sums of consecutive ``rows`` that share an owner (``owners`` non-decreasing, one per
-    row): the owners present, how many rows each has, and their sums. The groups are laid
-    out as one padded ``(groups, longest, d)`` block summed along its middle axis —
-    ``np.add.reduceat`` over rows took 5-6 times as long (27.5 against 4.8 ms for 300 groups
-    of 20 vectors of 512)."""
+    row): the owners present and their sums, as :func:`_padded_groups` summed along its
+    middle axis: ``np.add.reduceat`` over rows took several times as long in an ad-hoc
+    micro-benchmark (300 groups of 20 vectors of 512)."""
     owner_of = np.asarray(owners, dtype=np.intp)
     starts = np.flatnonzero(np.r_[True, owner_of[1:] != owner_of[:-1]])
     sizes = np.diff(np.r_[starts, len(owner_of)])
-    index = np.full((len(starts), int(sizes.max())), len(rows), dtype=np.intp)
-    index[np.arange(index.shape[1]) < sizes[:, None]] = np.arange(len(rows))
-    padded = np.vstack([rows, np.zeros((1, rows.shape[1]), dtype=rows.dtype)])
-    return owner_of[starts], sizes, padded[index].sum(axis=1, dtype=dtype)
+    return owner_of[starts], _padded_groups(rows, sizes).sum(axis=1, dtype=dtype)
 
 
 def _facts(item: Item, has_text: bool) -> ItemFacts:

@@ -3,8 +3,9 @@
 The scoring thread reads embeddings for every user of every micro-batch (the content query,
 the nearest recent item behind a ``similar`` explanation, search steering, diversity). Kept
 as one array object per item, each read built a dictionary and then stacked its arrays again
-(:func:`numpy.stack` over a list of rows); here a read is one fancy-indexed copy of the rows
-it needs. Rows of removed items are reused by later ones; the matrix grows by half when full.
+(:func:`numpy.stack` over a list of rows); here a read is one copy of the rows it needs
+(``ndarray.take``). Rows of removed items are reused by later ones; the matrix grows by half
+when full.
 
 Not thread-safe by itself: :class:`~streams.catalog.catalog.Catalog` holds its lock around
 every call (a gather copies the rows, so what a reader got stays valid after the lock).
@@ -59,19 +60,24 @@ class EmbeddingTable:
 
     def gather(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
         """A copy of the given rows (all must be >= 0), in order."""
-        return self._matrix.take(rows, axis=0)  # half the time of fancy indexing
+        return self._matrix.take(rows, axis=0)  # cheaper than fancy indexing
+
+    def locate(self, items: Sequence[str]) -> tuple[list[str], list[int]]:
+        """The items that have an embedding (in order) and their rows."""
+        rows = self._rows
+        found = [(item, row) for item in items if (row := rows.get(item)) is not None]
+        return [item for item, _ in found], [row for _, row in found]
 
     def present(self, items: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
         """The items that have an embedding (in order) and their vectors, one row each."""
-        rows = self._rows
-        found = [(item, row) for item in items if (row := rows.get(item)) is not None]
-        return [item for item, _ in found], self.gather([row for _, row in found])
+        found, rows = self.locate(items)
+        return found, self.gather(rows)
 
     def _grow(self) -> int:
         if self._next == len(self._matrix):
             size = len(self._matrix)
             grown = np.zeros((size + max(1, size // 2), self.dimensions), dtype=np.float32)
-            grown[: len(self._matrix)] = self._matrix
+            grown[:size] = self._matrix
             self._matrix = grown
         self._next += 1
         return self._next - 1

@@ -65,9 +65,9 @@ def test_closest_names_the_nearest_anchor_and_skips_items_without_text() -> None
                                 np.array([0.9, 0.1], dtype=np.float32)),
         "mute": CatalogRecord(Item("mute", "m"), "h", None),
     })
-    assert catalog.closest(["near-x", "mute", "unknown", "y"], ["y", "x"]) == {
-        "near-x": "x", "y": "y"}
-    assert catalog.closest(["near-x"], ["mute"]) == {}
+    assert catalog.closest_many([(["near-x", "mute", "unknown", "y"], ["y", "x"])]) == [{
+        "near-x": "x", "y": "y"}]
+    assert catalog.closest_many([(["near-x"], ["mute"])]) == [{}]
 
 
 def test_closest_many_matches_one_pair_at_a_time() -> None:
