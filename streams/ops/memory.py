@@ -1,16 +1,16 @@
 """Keep the worker's resident memory close to what it uses (glibc's allocator only).
 
-Measured on the benchmark's worker (``streamrec bench --events 30000``, anonymous memory
-from ``/proc/<pid>/smaps``), its RSS grew past its live data two ways:
+Two ways glibc keeps a long-running, multi-threaded worker's RSS above its live data:
 
-* the event loop, the scoring thread, ONNX Runtime's and RocksDB's threads each got a malloc
+* the event loop, the scoring thread, ONNX Runtime's and RocksDB's threads each get a malloc
   arena of their own (up to eight per core), each keeping its freed space:
   :meth:`Allocator.tune` caps them at two;
 * free chunks inside a heap are not handed back until they reach its top (loading a model
   leaves many): :meth:`Allocator.release_free_memory` (``malloc_trim``) returns them, every
   ``STREAMREC_MEMORY_TRIM_INTERVAL_S``.
 
-Peak RSS of that benchmark's worker, with the memtable and embedding-copy changes made at
+Peak RSS of the benchmark's worker (``streamrec bench --events 30000 --runs 1 --workers ''
+--key-by user --systems streamrec``), with the memtable and embedding-copy changes made at
 the same time: 639-665 MiB before (three runs), 524 and 555 after (docs/performance.md).
 Fixing glibc's mmap threshold as well took one run to 503 MiB, but at 2.1 CPU s per 1k
 events against 1.3-1.5 (every large array mapped and zero-filled anew), so the threshold
