@@ -15,7 +15,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from devtools.bench.report import _function, busy, read_stacks
+from devtools.bench.report import busy, function_name, read_stacks
 
 
 def tree(stacks: list[tuple[list[str], float]], function: str
@@ -25,7 +25,7 @@ def tree(stacks: list[tuple[list[str], float]], function: str
     inside = 0.0
     callees: dict[str, float] = defaultdict(float)
     for stack, weight in stacks:
-        names = [_function(frame) for frame in stack]
+        names = [function_name(frame) for frame in stack]
         depths = [i for i, name in enumerate(names) if function in name]
         if not depths:
             continue

@@ -245,7 +245,7 @@ def _frame_label(name: str, file: str, line: object, repo: Path) -> str:
     return f"{name} ({where}:{line})"
 
 
-def _function(label: str) -> str:
+def function_name(label: str) -> str:
     """``name (file:line)`` -> ``name (file)``: inclusive time is per function."""
     head, _, where = label.rpartition(" (")
     return f"{head} ({where.rsplit(':', 1)[0]})"
@@ -300,7 +300,7 @@ def profile_summary(path: Path, repo: Path, top: int = 15) -> dict[str, Any]:
     inclusive: dict[str, float] = defaultdict(float)
     for stack, weight in working:
         self_weights[stack[-1]] += weight
-        for function in {_function(frame) for frame in stack if _is_project(frame)}:
+        for function in {function_name(frame) for frame in stack if _is_project(frame)}:
             inclusive[function] += weight
 
     def ranked(weights: dict[str, float]) -> list[tuple[str, float]]:
