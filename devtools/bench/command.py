@@ -110,6 +110,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         "profile is saved next to the results")
     parser.add_argument("--profile-format", choices=("speedscope", "raw"),
                         default="speedscope")
+    parser.add_argument("--profile-rate", type=float, metavar="EVENTS_PER_S",
+                        help="with --profile: profile a live load at this rate (one "
+                        "freshness phase, small micro-batches) instead of a backlog")
     parser.add_argument("--min-ratio", type=float, metavar="R",
                         help="regression guard: exit 3 when streamrec / baseline events/s "
                         "is below R (needs both systems; make bench-guard uses 2)")
@@ -179,6 +182,14 @@ def _line(result: dict[str, Any]) -> str:
             f"{result.get('peak_rss_mib', 0):.0f} MiB{fresh}")
 
 
+def _live_line(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"FAILED {result['error']}"
+    return (f"{result['offered_events_per_s']:.0f} events/s offered, "
+            f"{result['processed_events']:,} processed, freshness p50/p99 "
+            f"{result['freshness_p50_ms']:.0f}/{result['freshness_p99_ms']:.0f} ms")
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from devtools.bench.harness import PROBE_EVENTS, RunPlan, run_once
     from devtools.bench.report import plot, render, write_json
@@ -194,6 +205,10 @@ def run_bench(args: argparse.Namespace) -> int:
     systems = [s for s in (*SYSTEMS, STREAMREC_IDS_ONLY) if s in args.systems.split(",")]
     if args.min_ratio is not None and not {"baseline", "streamrec"} <= set(systems):
         raise BenchError("--min-ratio compares streamrec with baseline: add both to --systems")
+    if args.profile_rate is not None and (not args.profile or args.profile_rate <= 0
+                                          or freshness_s <= 0):
+        raise BenchError("--profile-rate needs --profile, a rate above 0 and a freshness "
+                         "phase (--freshness-seconds above 0)")
     out = args.out or CHECKOUT_ROOT / "var" / "bench" / time.strftime("%Y%m%dT%H%M%SZ",
                                                                      time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
@@ -273,6 +288,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _measure(plan: Any, args: argparse.Namespace, systems: list[str], runs: int,
              workers: list[int], backlog: list[dict[str, Any]], probe: list[dict[str, Any]],
              pool: list[dict[str, Any]], out: Path, run_once: Any) -> dict[str, Any]:
+    from devtools.bench.harness import profile_live
     from devtools.bench.measure import median
     from devtools.bench.report import profile_summary, ratios, summarise
 
@@ -316,9 +332,14 @@ def _measure(plan: Any, args: argparse.Namespace, systems: list[str], runs: int,
     profile: dict[str, Any] = {}
     if args.profile and "streamrec" in systems:
         path = out / f"streamrec-profile.{'json' if args.profile_format == 'speedscope' else 'txt'}"
-        result = run_once(plan, "streamrec", 0, backlog, probe, pool, freshness=False,
-                          profile=path, profile_format=args.profile_format)
-        _say("profiled run (not counted): " + _line(result))
+        if args.profile_rate:
+            result = profile_live(plan, probe, pool, args.profile_rate, path,
+                                  args.profile_format)
+            _say("profiled live phase (not counted): " + _live_line(result))
+        else:
+            result = run_once(plan, "streamrec", 0, backlog, probe, pool, freshness=False,
+                              profile=path, profile_format=args.profile_format)
+            _say("profiled run (not counted): " + _line(result))
         profile = {"path": str(path), "run": result}
         if path.exists():
             profile["top"] = profile_summary(path, CHECKOUT_ROOT)

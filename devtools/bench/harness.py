@@ -229,7 +229,7 @@ def _freshness(system: System, settings: Settings, plan: RunPlan, rate: float,
     }
 
 
-def _staged(system: System, fraction: float, phase: Callable[[], dict[str, Any]],
+def _staged(system: System, fraction: float | None, phase: Callable[[], dict[str, Any]],
             rate: float | None = None) -> dict[str, Any]:
     """Run one freshness phase; for streamrec add where the time went (its stage
     histograms, differenced over the phase). ``rate``: the phase ran at that fixed rate
@@ -331,6 +331,30 @@ def run_once(plan: RunPlan, name: str, run_index: int, backlog: Sequence[dict[st
                         for rate in plan.stage_rates)
                 rss = max(rss, system.peak_rss_bytes())
         result["peak_rss_mib"] = round(rss / 2**20, 1)
+    except (MeasurementError, SystemExitedError, RuntimeError) as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def profile_live(plan: RunPlan, probe: Sequence[dict[str, Any]],
+                 pool: Sequence[dict[str, Any]], rate: float, path: Path, fmt: str
+                 ) -> dict[str, Any]:
+    """One streamrec freshness phase at ``rate`` events/s with py-spy attached to the
+    worker (``--profile-rate``): where a live worker's time goes, in the small micro-batches
+    of a steady load, which a backlog's profile (full micro-batches) does not show. Returns
+    the phase's figures (``error`` set on failure)."""
+    tag = f"streamrec-live-{uuid.uuid4().hex[:6]}"
+    result: dict[str, Any] = {"system": "streamrec", "run": 0, "workers": 1, "tag": tag}
+    try:
+        with _instance(plan, "streamrec", tag, 1, plan.partitions, probe) as (
+                settings, system, _base):
+            profiler = Profiler(system.pids()[0], path, fmt)
+            try:
+                result.update(_staged(system, None, functools.partial(
+                    _freshness, system, settings, plan, rate, pool, tag), rate=rate))
+            finally:
+                profiler.stop()
+            result["peak_rss_mib"] = round(system.peak_rss_bytes() / 2**20, 1)
     except (MeasurementError, SystemExitedError, RuntimeError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     return result

@@ -435,8 +435,8 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
         ),
         recommendation_diversity=Histogram(
             name("recommendation_diversity"),
-            "Intra-list diversity of recommendations whose items have text (up to 32 lists "
-            "sampled evenly per micro-batch): mean pairwise cosine distance of their text "
+            "Intra-list diversity of recommendations whose items have text (one list in 8, "
+            "at most 32 per micro-batch): mean pairwise cosine distance of their text "
             "embeddings (0: alike, 1: unrelated).",
             buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5), registry=registry,
         ),

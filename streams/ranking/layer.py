@@ -34,10 +34,12 @@ from streams.ranking.search import Encode, QueryEmbeddings, normalise_query, sea
 MIN_SEARCH_WEIGHT = 0.01
 """A search that has faded below this no longer counts (about 6.6 half-lives)."""
 
+DIVERSITY_EVERY = 8
+"""One list in this many has its diversity measured, counted across micro-batches: the
+histogram's distribution is the same, and measuring every list cost 4.5 % of a worker's busy
+samples on a backlog, 5 % under a steady load of small micro-batches (py-spy, 2026-12-08)."""
 DIVERSITY_SAMPLE = 32
-"""Lists of a micro-batch whose diversity is measured (every n-th, for at most this many):
-the histogram's distribution is the same, and measuring every list of a large batch cost
-4.5 % of a busy worker (py-spy, 2026-12-08)."""
+"""At most this many lists of one micro-batch are measured (spread evenly over it)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class RankingLayer:
     queries: QueryEmbeddings = field(default_factory=QueryEmbeddings)
     rules: Callable[[], RuleSet | None] = lambda: None
     """The rules in force now (read once per batch: a rule change applies to the next)."""
+    lists_ranked: int = field(default=0, init=False)
+    """Lists this layer has ranked so far (which list is the next to measure)."""
 
     def rank(self, users: Sequence[UserPool], now_ms: int
              ) -> tuple[dict[str, list[Candidate]], RankingReport]:
@@ -104,13 +108,20 @@ class RankingLayer:
                 pool = applied.candidates
             out[user.user_id] = self._select(pool, ruleset, report)
         if self.catalog is not None and self.catalog.indexed:
-            lists = list(out.values())
-            sample = lists[:: -(-len(lists) // DIVERSITY_SAMPLE)] if lists else []
+            sample = self._diversity_sample(list(out.values()))
             report.diversity = [value for value in self.catalog.list_diversity(
                 [[c.item_id for c in chosen] for chosen in sample]) if value is not None]
+        self.lists_ranked += len(out)
         report.lists = len(users)
         report.seconds = time.perf_counter() - started
         return out, report
+
+    def _diversity_sample(self, lists: list[list[Candidate]]) -> list[list[Candidate]]:
+        """Every :data:`DIVERSITY_EVERY`-th list, counting on from the previous batches,
+        and at most :data:`DIVERSITY_SAMPLE` of them."""
+        first = -self.lists_ranked % DIVERSITY_EVERY
+        chosen = lists[first::DIVERSITY_EVERY]
+        return chosen[:: -(-len(chosen) // DIVERSITY_SAMPLE)] if chosen else []
 
     # --- search ---------------------------------------------------------------------------
 

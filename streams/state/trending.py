@@ -91,7 +91,7 @@ class TrendingBoard:
                 "v": BOARD_FORMAT_VERSION,
                 "h": self.half_life_s,
                 "r": self.reference_ms,
-                "e": {item: [log, updated] for item, (log, updated) in self.entries.items()},
+                "e": dict(self.entries),  # (log, updated) tuples: JSON arrays
             }
         )
 

@@ -146,12 +146,24 @@ def test_rules_see_every_list_and_their_counts_are_reported(catalog: Catalog) ->
     assert report.rules == {"drills": 1}
 
 
-def test_diversity_is_measured_on_an_even_sample_of_a_large_batch(catalog: Catalog) -> None:
-    from streams.ranking.layer import DIVERSITY_SAMPLE
+def test_diversity_is_measured_on_one_list_in_eight_and_at_most_32_per_batch(
+        catalog: Catalog) -> None:
+    from streams.ranking.layer import DIVERSITY_EVERY, DIVERSITY_SAMPLE
 
-    users = [UserPool(f"u{n}", pool("meter-0", "meter-1", "glove-0")) for n in range(100)]
-    ranked, report = layer(catalog).rank(users, NOW)
+    assert (DIVERSITY_EVERY, DIVERSITY_SAMPLE) == (8, 32)
+    users = [UserPool(f"u{n}", pool("meter-0", "meter-1", "glove-0")) for n in range(400)]
+    ranked, report = layer(catalog).rank(users[:100], NOW)
     assert len(ranked) == 100  # every list is ranked; only the figure is sampled
-    assert len(report.diversity) == 25 <= DIVERSITY_SAMPLE  # every 4th of 100
-    small, small_report = layer(catalog).rank(users[:5], NOW)
-    assert len(small_report.diversity) == 5
+    assert len(report.diversity) == 13  # lists 0, 8, ... 96
+    ranked, report = layer(catalog).rank(users, NOW)
+    assert len(ranked) == 400 and len(report.diversity) == 25  # 50 due, every 2nd of them
+
+
+def test_the_diversity_count_runs_on_across_small_batches(catalog: Catalog) -> None:
+    ranking = layer(catalog)
+    measured = [len(ranking.rank([UserPool(f"u{n}", pool("meter-0", "glove-0"))], NOW)[1]
+                    .diversity) for n in range(17)]
+    assert measured == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    _, report = ranking.rank([UserPool(f"v{n}", pool("meter-0", "glove-0"))
+                              for n in range(10)], NOW)
+    assert len(report.diversity) == 1  # lists 17..26 of the layer: only 24 is due
