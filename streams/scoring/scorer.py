@@ -12,6 +12,7 @@ never pass (:class:`streams.catalog.catalog.Catalog`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -82,6 +83,9 @@ class ScoringReport:
     ``text_unavailable`` fallback."""
     layer_report: RankingReport | None = None
     """What the ranking layer did (None when there is none)."""
+    waited_seconds: float = 0.0
+    """How long the call waited for the scoring thread before its work started (the thread
+    was busy with other partitions' micro-batches); 0 when scored inline."""
 
 
 TEXT_UNAVAILABLE = "text_unavailable"
@@ -122,7 +126,14 @@ async def score_users(
                              retrieval=retrieval, layer=layer, with_content=with_content)
     if executor is None:
         return call()
-    return await asyncio.get_running_loop().run_in_executor(executor, call)
+    submitted = time.perf_counter()
+
+    def timed() -> tuple[dict[str, Scored], ScoringReport]:
+        waited = time.perf_counter() - submitted
+        results, report = call()
+        return results, dataclasses.replace(report, waited_seconds=waited)
+
+    return await asyncio.get_running_loop().run_in_executor(executor, timed)
 
 
 def rank_users(

@@ -46,7 +46,7 @@ from streams.kafka.batch_producer import PartitionBatches
 from streams.kafka.partitioning import user_partition
 from streams.kafka.take import Take, take_events
 from streams.ops.metrics import Metrics
-from streams.ops.stages import StageClock, observe_waits
+from streams.ops.stages import SCORING_WAIT, StageClock, observe_waits
 from streams.ranking.layer import observe_ranking
 from streams.ranking.rules import RuleSet
 from streams.scoring.guard import GuardRail, Verdict
@@ -395,6 +395,7 @@ class StateAgent:
 
     def _observe_scoring(self, report: ScoringReport) -> None:
         metrics = self.metrics
+        metrics.stage_seconds.labels(stage=SCORING_WAIT).observe(report.waited_seconds)
         if report.users_scored:
             metrics.scoring_batch_seconds.observe(report.seconds)
             metrics.scoring_batch_users.observe(report.users_scored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -157,6 +158,38 @@ def test_the_model_runs_on_the_executor_when_one_is_given() -> None:
     assert results == {"u1": Scored([("a+1", 0.0)], None)}
     assert report.users_scored == 1
     assert scorer.calls[0].thread.startswith("scoring-test")
+
+
+def test_the_wait_for_a_busy_scoring_thread_is_reported() -> None:
+    """A call queued behind another job on the scoring thread reports, as its wait, at
+    least the time from its submission to that job's end, and no more than it took in all;
+    inline scoring waits for nothing."""
+    running, release, clocks = threading.Event(), threading.Event(), {}
+
+    def other_partition() -> None:
+        running.set()
+        release.wait()
+        clocks["released"] = time.perf_counter()
+
+    async def queued_behind(executor: ThreadPoolExecutor) -> ScoringReport:
+        executor.submit(other_partition)
+        running.wait()  # the thread is busy: what comes next queues
+        task = asyncio.ensure_future(score_users({"u1": cand("a")}, FakeScorer(), BOARD, k=1,
+                                                 now_ms=NOW_MS, executor=executor))
+        while executor._work_queue.qsize() < 1:  # noqa: SLF001  # until it is queued
+            await asyncio.sleep(0)
+        clocks["queued"] = time.perf_counter()
+        release.set()
+        _results, report = await task
+        clocks["done"] = time.perf_counter()
+        return report
+
+    with ThreadPoolExecutor(1) as executor:
+        started = time.perf_counter()
+        report = asyncio.run(queued_behind(executor))
+    assert clocks["released"] - clocks["queued"] <= report.waited_seconds
+    assert report.waited_seconds <= clocks["done"] - started
+    assert score({"u1": cand("a")}, FakeScorer())[1].waited_seconds == 0.0
 
 
 def test_a_model_failing_on_the_executor_falls_back_too() -> None:

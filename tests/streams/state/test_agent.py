@@ -167,7 +167,8 @@ def test_a_micro_batch_times_every_state_stage(
     asyncio.run(agent.process(bundle_event([payload])))
     counts = {s.labels["stage"]: s.value for m in agent.metrics.stage_seconds.collect()
               for s in m.samples if s.name.endswith("_count")}
-    assert counts == {"rekey_hop": 1, "state": 1, "scoring": 1, "emit": 1, "produce": 1}
+    assert counts == {"rekey_hop": 1, "state": 1, "scoring": 1, "scoring_wait": 1, "emit": 1,
+                      "produce": 1}
 
 
 def test_an_event_applied_directly_then_redelivered_through_the_hop_counts_once(
@@ -182,7 +183,7 @@ def test_an_event_applied_directly_then_redelivered_through_the_hop_counts_once(
     asyncio.run(agent.apply_direct(PARTITION, [first]))
     counts = {s.labels["stage"]: s.value for m in agent.metrics.stage_seconds.collect()
               for s in m.samples if s.name.endswith("_count")}
-    assert counts == {"state": 1, "scoring": 1, "emit": 1, "produce": 1}
+    assert counts == {"state": 1, "scoring": 1, "scoring_wait": 1, "emit": 1, "produce": 1}
     asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(events=[first, second]))])))
     (raw,) = PartitionStore(worker.users, PARTITION).get_many([b"u3"])
     assert raw is not None
