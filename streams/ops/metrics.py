@@ -334,7 +334,9 @@ def create_metrics(registry: CollectorRegistry, version: str = "0.0.0") -> Metri
             "Where an event's time goes, by stage: input_wait (producer to ingest, per "
             "event), ingest (per batch), rekey_hop (ingest to state, per bundle; events "
             "applied without the hop are not observed), state, "
-            "scoring, emit, produce (per state micro-batch). See streams/ops/stages.py.",
+            "scoring, emit, produce (per state micro-batch), scoring_wait (the part of "
+            "scoring spent waiting for the scoring thread, per scoring call). See "
+            "streams/ops/stages.py.",
             ["stage"], buckets=STAGE_BUCKETS, registry=registry,
         ),
         event_loop_lag_seconds=Histogram(
