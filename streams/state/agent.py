@@ -72,7 +72,7 @@ from streams.state.bounds import DEFAULT_TRENDING_WEIGHTS, StateBounds, StateDec
 from streams.state.store import PartitionStore
 from streams.state.tables import TRENDING_TABLE, USERS_TABLE
 from streams.state.trending import TrendingBoard, top
-from streams.state.user_state import Outcome, is_expired
+from streams.state.user_state import Outcome, is_expired_at
 
 log = logging.getLogger(__name__)
 
@@ -508,11 +508,15 @@ class StateAgent:
             if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or key in output.user_changes:
                 continue
             seen += 1
-            # An undecodable record is left in place, and not counted here (the sweep passes
-            # it again and again): the user's next event counts and replaces it, and until
-            # then a rebuild from the changelog can still restore it.
-            record = read_record(value, lambda exc: None)
-            if record is not None and is_expired(record.state, now, bounds):
+            # Only the newest event's time is read. A record where that cannot be read is
+            # left in place, and not counted here (the sweep passes it again and again): the
+            # user's next event counts and replaces it, and until then a rebuild from the
+            # changelog can still restore it.
+            try:
+                newest = UserRecord.newest_event_ms(value)
+            except StateDecodeError:
+                newest = None
+            if newest is not None and is_expired_at(newest, now, bounds):
                 output.user_changes[key] = None
                 output.recommendations.append((key.decode("utf-8"), None))
                 expired += 1

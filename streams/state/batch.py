@@ -17,7 +17,7 @@ from schemas.events import Event
 from streams.attribution.ledger import Ledger
 from streams.state.bounds import StateBounds, StateDecodeError
 from streams.state.trending import TrendingBoard, record_many
-from streams.state.user_state import Outcome, UserState, apply_event
+from streams.state.user_state import Outcome, UserState, apply_event, newest_event_ms
 
 _LEGACY_HEADER: Final = struct.Struct(">I")  # state length
 _HEADER: Final = struct.Struct(">BBII")  # magic, format, state length, ledger length
@@ -61,8 +61,23 @@ class UserRecord:
     def from_bytes(cls, payload: bytes) -> UserRecord:
         """Inverse of :meth:`to_bytes`, also reading format 1 (an empty ledger); raises
         :class:`StateDecodeError` for corrupt bytes or a format this code does not know."""
-        if payload[:1] != b"\xff":
-            return cls._from_legacy(payload)
+        state, ledger, rest = _record_parts(payload)
+        return cls(state=UserState.from_bytes(state), last_recommendation=rest or None,
+                   ledger=Ledger.from_bytes(ledger))
+
+    @staticmethod
+    def newest_event_ms(payload: bytes) -> int:
+        """The time of the stored user's newest event, decoding neither the rest of the
+        state nor the ledger (:func:`~streams.state.user_state.newest_event_ms`). Raises
+        :class:`StateDecodeError` where :meth:`from_bytes` would for the record's layout
+        or its state's format."""
+        return newest_event_ms(_record_parts(payload)[0])
+
+
+def _record_parts(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    """A stored record's state, ledger and last-recommendation bytes, in either format;
+    :class:`StateDecodeError` when its layout is broken."""
+    if payload[:1] == b"\xff":
         try:
             _magic, version, state_length, ledger_length = _HEADER.unpack_from(payload)
         except struct.error as exc:
@@ -79,25 +94,19 @@ class UserRecord:
                 f"user record truncated: header says {state_length} state and "
                 f"{ledger_length} ledger bytes, {len(payload) - start} present"
             )
-        state = UserState.from_bytes(payload[start : start + state_length])
-        ledger = Ledger.from_bytes(payload[start + state_length : end])
-        return cls(state=state, last_recommendation=payload[end:] or None, ledger=ledger)
-
-    @classmethod
-    def _from_legacy(cls, payload: bytes) -> UserRecord:
-        try:
-            (length,) = _LEGACY_HEADER.unpack_from(payload)
-        except struct.error as exc:
-            raise StateDecodeError(f"user record shorter than its header: {exc}") from exc
-        start = _LEGACY_HEADER.size
-        if len(payload) < start + length:
-            raise StateDecodeError(
-                f"user record truncated: header says {length} state bytes, "
-                f"{len(payload) - start} present"
-            )
-        state = UserState.from_bytes(payload[start : start + length])
-        rest = payload[start + length :]
-        return cls(state=state, last_recommendation=rest or None)
+        return (payload[start : start + state_length], payload[start + state_length : end],
+                payload[end:])
+    try:  # format 1: state length, state, last recommendation
+        (length,) = _LEGACY_HEADER.unpack_from(payload)
+    except struct.error as exc:
+        raise StateDecodeError(f"user record shorter than its header: {exc}") from exc
+    start = _LEGACY_HEADER.size
+    if len(payload) < start + length:
+        raise StateDecodeError(
+            f"user record truncated: header says {length} state bytes, "
+            f"{len(payload) - start} present"
+        )
+    return payload[start : start + length], b"", payload[start + length :]
 
 
 def read_record(

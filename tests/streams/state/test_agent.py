@@ -27,6 +27,7 @@ from streams.settings import load_settings
 from streams.state.agent import StateAgent, StateConfig
 from streams.state.batch import UserRecord
 from streams.state.store import PartitionStore
+from streams.state.user_state import UserState
 
 PARTITION = 2
 
@@ -284,3 +285,45 @@ def test_a_failed_micro_batch_fails_every_call_whose_events_it_held(
     assert outcomes[0] is None
     assert [str(o) for o in outcomes[1:]] == ["broker gone", "broker gone"]
     assert agent.waiting == {}
+
+
+def test_the_ttl_sweep_expires_old_users_and_leaves_unreadable_records(
+    harness: tuple[StateAgent, RecordingProducer, Any],
+) -> None:
+    """A micro-batch looks at the next stored users (at least 8): those whose newest event
+    is older than the TTL (30 days by default) are deleted and their recommendation
+    tombstoned, in either record format; recent users stay, and so does a record whose
+    newest event cannot be read."""
+    from streams.state.user_state import apply_events
+
+    agent, producer, worker = harness
+    now = int(time.time() * 1000)
+    day_ms = 86_400_000
+
+    def state_bytes(user: str, age_days: int) -> bytes:
+        event = Event(f"old-{user}", EventType.VIEW, user, "sku-1", now - age_days * day_ms)
+        state = apply_events(None, [event], agent.bounds).state
+        assert state is not None
+        return state.to_bytes()
+
+    legacy = state_bytes("gone-legacy", 45)
+    users = PartitionStore(worker.users, PARTITION)
+    users.write({
+        b"gone": UserRecord(UserState.from_bytes(state_bytes("gone", 31))).to_bytes(),
+        b"gone-legacy": len(legacy).to_bytes(4, "big") + legacy + b"REC",
+        b"kept": UserRecord(UserState.from_bytes(state_bytes("kept", 29))).to_bytes(),
+        b"unreadable": b"\x00\x00\x00\x05{bad}",
+    })
+    asyncio.run(agent.process(bundle_event([encode_bundle(Bundle(
+        events=[Event("e1", EventType.VIEW, "fresh", "sku-2", now)]))])))
+
+    stored = dict(zip([b"gone", b"gone-legacy", b"kept", b"unreadable", b"fresh"],
+                      users.get_many([b"gone", b"gone-legacy", b"kept", b"unreadable",
+                                      b"fresh"]), strict=True))
+    assert stored[b"gone"] is None and stored[b"gone-legacy"] is None
+    assert stored[b"kept"] is not None and stored[b"fresh"] is not None
+    assert stored[b"unreadable"] == b"\x00\x00\x00\x05{bad}"
+    tombstones = sorted(key for (topic, _p), records in producer.sent.items()
+                        if topic == "recommendations" for key, value in records if value is None)
+    assert tombstones == [b"gone", b"gone-legacy"]
+    assert agent.metrics.users_expired._value.get() == 2

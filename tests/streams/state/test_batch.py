@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -263,3 +264,46 @@ def test_read_record_hands_an_undecodable_record_to_discard_and_reads_it_as_abse
     discarded: list[StateDecodeError] = []
     assert read_record(b"\x00\x00\x00\x05{bad}", discarded.append) is None
     assert len(discarded) == 1 and isinstance(discarded[0], StateDecodeError)
+
+
+# --- UserRecord.newest_event_ms (the TTL sweep's read) -------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 10**9),
+                          st.sampled_from(list(EventType))), min_size=1, max_size=12),
+       st.booleans())
+def test_newest_event_ms_is_what_the_full_decode_says(
+        steps: list[tuple[str, int, EventType]], legacy: bool) -> None:
+    events = [Event(f"e{n}", kind, "u1", None if kind is EventType.SEARCH else item, T0 + t,
+                    properties={"query": "q"} if kind is EventType.SEARCH else None)
+              for n, (item, t, kind) in enumerate(steps)]
+    state = folded(*events)
+    payload = (len(state.to_bytes()).to_bytes(4, "big") + state.to_bytes() if legacy
+               else UserRecord(state, b"REC", LEDGER).to_bytes())
+    assert UserRecord.newest_event_ms(payload) == UserRecord.from_bytes(payload) \
+        .state.last_event_ms
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.integers(0, 400))
+def test_newest_event_ms_of_damaged_records_agrees_or_raises(noise: bytes, cut: int) -> None:
+    valid = UserRecord(folded(ev("e1", "u1", "a", T0)), b"REC", LEDGER).to_bytes()
+    for payload in (noise, b"\xff" + noise, b"\xff\x02" + noise, valid[:cut],
+                    valid[:cut] + noise):
+        try:
+            newest = UserRecord.newest_event_ms(payload)
+        except StateDecodeError:
+            continue
+        with contextlib.suppress(StateDecodeError):  # where both read it, they agree
+            assert newest == UserRecord.from_bytes(payload).state.last_event_ms
+
+
+def test_newest_event_ms_rejects_a_state_without_a_newest_event_time() -> None:
+    state = orjson.loads(folded(ev("e1", "u1", "a", T0)).to_bytes())
+    for bad in ({**state, "n": ["e1", 0, "late"]}, {**state, "n": ["e1", 0, True]},
+                {**state, "n": []}, {k: v for k, v in state.items() if k != "n"},
+                {**state, "v": 99}):
+        raw = orjson.dumps(bad)
+        with pytest.raises(StateDecodeError):
+            UserRecord.newest_event_ms(len(raw).to_bytes(4, "big") + raw)
