@@ -259,16 +259,7 @@ class UserState:
         never as older than it was), and it has no searches and no search count. Raises
         :class:`~streams.state.bounds.StateDecodeError` for corrupt bytes or a format version
         this code does not know."""
-        try:
-            raw = orjson.loads(data)
-            version = raw["v"]
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise StateDecodeError(f"corrupt user state: {exc!r}") from exc
-        if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
-            raise StateDecodeError(
-                f"user state format v={version!r}; this streamrec reads "
-                f"v={', '.join(map(str, READABLE_FORMAT_VERSIONS))}"
-            )
+        raw, version = _parse(data)
         try:
             return _state_from_raw(raw, version)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -280,17 +271,29 @@ def newest_event_ms(data: bytes) -> int:
     sweep needs of a stored user. Raises :class:`~streams.state.bounds.StateDecodeError`
     for bytes that are not a state of a known format or whose newest event has no time; it
     reads no other field, so it may answer for a state that is corrupt elsewhere."""
+    raw, _version = _parse(data)
     try:
-        raw = orjson.loads(data)
-        version = raw["v"]
         time_ms = raw["n"][2]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         raise StateDecodeError(f"corrupt user state: {exc!r}") from exc
-    if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
-        raise StateDecodeError(f"user state format v={version!r}")
     if type(time_ms) is not int:
         raise StateDecodeError(f"corrupt user state: newest event time {time_ms!r}")
     return time_ms
+
+
+def _parse(data: bytes) -> tuple[dict[str, Any], int]:
+    """A stored state's JSON object and its format version, which must be readable."""
+    try:
+        raw = orjson.loads(data)
+        version = raw["v"]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StateDecodeError(f"corrupt user state: {exc!r}") from exc
+    if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
+        raise StateDecodeError(
+            f"user state format v={version!r}; this streamrec reads "
+            f"v={', '.join(map(str, READABLE_FORMAT_VERSIONS))}"
+        )
+    return raw, version
 
 
 def _state_from_raw(raw: dict[str, Any], version: int) -> UserState:
@@ -450,9 +453,9 @@ def is_expired(state: UserState, now_ms: int, bounds: StateBounds) -> bool:
     return is_expired_at(state.last_event_ms, now_ms, bounds)
 
 
-def is_expired_at(newest_event_ms: int, now_ms: int, bounds: StateBounds) -> bool:
-    """:func:`is_expired` of a user whose newest event happened at ``newest_event_ms``."""
-    return now_ms - newest_event_ms > bounds.user_ttl_s * 1000
+def is_expired_at(last_event_ms: int, now_ms: int, bounds: StateBounds) -> bool:
+    """:func:`is_expired` of a user whose newest event happened at ``last_event_ms``."""
+    return now_ms - last_event_ms > bounds.user_ttl_s * 1000
 
 
 def _first_state(event: Event, code: int, event_type: str, bounds: StateBounds) -> UserState:
